@@ -1,0 +1,438 @@
+package dev.segpool;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * One arena: chunk lists by usage, a {@link SubpageList} per small size class, and counters. Threads
+ * are spread over a pool's arenas so that they seldom meet on a lock.
+ *
+ * <p>Protocol: chunk lists, chunk runs and the normal counters are guarded by {@link #lock}; each
+ * small size class by its {@link SubpageList#lock}. Lock order: size-class lock, then arena lock.
+ * Units passed to the free methods have already been claimed (their {@link UnitState} is FREE), so
+ * only the thread that claimed or cached them can pass them here, once.
+ */
+final class PoolArena {
+    final int index;
+    final String poolName;
+    final SizeClasses sizeClasses;
+    final NativeMemory memory;
+    final ReentrantLock lock = new ReentrantLock();
+    final SubpageList[] smallLists;
+    /** Thread caches bound to this arena; a new cache binds to the arena with the fewest. */
+    final AtomicInteger boundCaches = new AtomicInteger();
+
+    final PoolChunkList empty = new PoolChunkList("empty", Integer.MIN_VALUE, 1);
+    final PoolChunkList qInit = new PoolChunkList("qInit", Integer.MIN_VALUE, 25);
+    final PoolChunkList q000 = new PoolChunkList("q000", 1, 50);
+    final PoolChunkList q025 = new PoolChunkList("q025", 25, 75);
+    final PoolChunkList q050 = new PoolChunkList("q050", 50, 100);
+    final PoolChunkList q075 = new PoolChunkList("q075", 75, 100);
+    final PoolChunkList q100 = new PoolChunkList("q100", 100, Integer.MAX_VALUE);
+    /** Lists in usage order, for reports. */
+    final List<PoolChunkList> lists = List.of(empty, qInit, q000, q025, q050, q075, q100);
+    /** Where runs are searched: well-used chunks first, emptier ones kept for large runs. */
+    private final PoolChunkList[] searchOrder = {q050, q025, q000, qInit, q075, empty};
+
+    // Guarded by lock.
+    private long normalUsedBytes;
+    private long normalAllocations;
+    private long normalDeallocations;
+    /** Out-parameter of {@link #allocateRunLocked}: the handle of the run it cut. */
+    private long allocatedHandle;
+
+    PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory) {
+        this.index = index;
+        this.poolName = memory.poolName;
+        this.sizeClasses = sizeClasses;
+        this.memory = memory;
+        this.smallLists = new SubpageList[sizeClasses.smallClasses];
+        for (int i = 0; i < smallLists.length; i++) {
+            smallLists[i] = new SubpageList(i, sizeClasses.size(i));
+        }
+        empty.next = qInit;
+        qInit.next = q000;
+        q000.next = q025;
+        q025.next = q050;
+        q050.next = q075;
+        q075.next = q100;
+        q100.prev = q075;
+        q075.prev = q050;
+        q050.prev = q025;
+        q025.prev = q000;
+    }
+
+    // ---- allocation ----
+
+    /**
+     * Allocates one unit of class {@code sizeIndex} (runs aligned to {@code alignPages} pages) and hands
+     * it out in {@code state} as a segment of {@code byteSize} bytes. This is the path of threads
+     * without a cache, of classes no cache holds, and of aligned runs.
+     */
+    MemorySegment allocate(int sizeIndex, int alignPages, long byteSize, byte state) {
+        if (sizeClasses.isSmall(sizeIndex)) {
+            SubpageList list = smallLists[sizeIndex];
+            PoolSubpage subpage;
+            long handle;
+            list.lock.lock();
+            try {
+                subpage = availableSubpage(list);
+                handle = subpage.allocate();
+                if (subpage.available == 0) {
+                    list.remove(subpage);
+                }
+                list.usedElements++;
+                list.allocations++;
+            } finally {
+                list.lock.unlock();
+            }
+            return subpage.chunk.hand(handle, list.elementSize, byteSize, state);
+        }
+        PoolChunk chunk;
+        long handle;
+        lock.lock();
+        try {
+            chunk = allocateRunLocked(sizeClasses.runPages(sizeIndex), alignPages);
+            handle = allocatedHandle;
+            normalUsedBytes += sizeClasses.size(sizeIndex);
+            normalAllocations++;
+        } finally {
+            lock.unlock();
+        }
+        return chunk.hand(handle, 0, byteSize, state);
+    }
+
+    /**
+     * Refills a thread cache: puts up to {@code count} units of class {@code sizeIndex} at
+     * {@code [from, from + n)} of the arrays, under one lock, and returns n (at least 1). Small classes
+     * take what the subpages at hand hold, cutting a new subpage only when there is none.
+     */
+    int fill(int sizeIndex, PoolChunk[] chunks, long[] handles, int from, int count) {
+        if (!sizeClasses.isSmall(sizeIndex)) {
+            lock.lock();
+            try {
+                chunks[from] = allocateRunLocked(sizeClasses.runPages(sizeIndex), 1);
+                handles[from] = allocatedHandle;
+                normalUsedBytes += sizeClasses.size(sizeIndex);
+                normalAllocations++;
+                return 1;
+            } finally {
+                lock.unlock();
+            }
+        }
+        SubpageList list = smallLists[sizeIndex];
+        list.lock.lock();
+        try {
+            int n = 0;
+            PoolSubpage subpage = availableSubpage(list);
+            while (subpage != null && n < count) {
+                while (n < count && subpage.available > 0) {
+                    chunks[from + n] = subpage.chunk;
+                    handles[from + n] = subpage.allocate();
+                    n++;
+                }
+                if (subpage.available == 0) {
+                    list.remove(subpage);
+                }
+                subpage = list.first();
+            }
+            list.usedElements += n;
+            list.allocations += n;
+            return n;
+        } finally {
+            list.lock.unlock();
+        }
+    }
+
+    /** A listed subpage of the class, or a new one. Size-class lock held. */
+    private PoolSubpage availableSubpage(SubpageList list) {
+        PoolSubpage subpage = list.first();
+        if (subpage != null) {
+            return subpage;
+        }
+        lock.lock();
+        try {
+            PoolChunk chunk = allocateRunLocked(sizeClasses.subpageRunPages(list.sizeIndex), 1);
+            subpage = chunk.newSubpage(allocatedHandle, list.sizeIndex);
+        } finally {
+            lock.unlock();
+        }
+        list.add(subpage);
+        list.subpages++;
+        return subpage;
+    }
+
+    /**
+     * Cuts a run from the first chunk, in search order, that has room, or from a new chunk; returns the
+     * chunk and leaves the handle in {@link #allocatedHandle}. Arena lock held.
+     */
+    private PoolChunk allocateRunLocked(int pages, int alignPages) {
+        for (PoolChunkList list : searchOrder) {
+            for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
+                long handle = chunk.allocateRun(pages, alignPages);
+                if (handle != Handle.NONE) {
+                    allocatedHandle = handle;
+                    placeAfterAllocation(chunk);
+                    return chunk;
+                }
+            }
+        }
+        PoolChunk chunk = memory.allocateChunk(this);
+        qInit.add(chunk);
+        long handle = chunk.allocateRun(pages, alignPages);
+        assert handle != Handle.NONE;
+        allocatedHandle = handle;
+        placeAfterAllocation(chunk);
+        return chunk;
+    }
+
+    private void placeAfterAllocation(PoolChunk chunk) {
+        PoolChunkList list = chunk.list;
+        int usage = chunk.usage();
+        if (usage >= list.maxUsage) {
+            list.remove(chunk);
+            list.target(usage).add(chunk);
+        }
+    }
+
+    private void placeAfterFree(PoolChunk chunk) {
+        PoolChunkList list = chunk.list;
+        if (chunk.isEmpty()) {
+            list.remove(chunk);
+            chunk.emptySinceNanos = System.nanoTime();
+            empty.add(chunk);
+            return;
+        }
+        int usage = chunk.usage();
+        if (usage < list.minUsage) {
+            list.remove(chunk);
+            list.target(usage).add(chunk);
+        }
+    }
+
+    // ---- free ----
+
+    /** Gives back one claimed unit. */
+    void free(PoolChunk chunk, long handle, int sizeIndex) {
+        if (sizeClasses.isSmall(sizeIndex)) {
+            SubpageList list = smallLists[sizeIndex];
+            list.lock.lock();
+            try {
+                freeElementLocked(list, chunk, handle);
+            } finally {
+                list.lock.unlock();
+            }
+        } else {
+            lock.lock();
+            try {
+                freeRunLocked(chunk, handle, sizeIndex);
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    /**
+     * Gives back units {@code [from, to)} of class {@code sizeIndex}, which may come from several
+     * arenas: one lock acquisition per run of consecutive units of the same arena.
+     */
+    static void freeAll(int sizeIndex, PoolChunk[] chunks, long[] handles, int from, int to) {
+        int i = from;
+        while (i < to) {
+            PoolArena arena = chunks[i].arena;
+            int end = i + 1;
+            while (end < to && chunks[end].arena == arena) {
+                end++;
+            }
+            arena.freeRange(sizeIndex, chunks, handles, i, end);
+            i = end;
+        }
+    }
+
+    private void freeRange(int sizeIndex, PoolChunk[] chunks, long[] handles, int from, int to) {
+        boolean small = sizeClasses.isSmall(sizeIndex);
+        ReentrantLock held = small ? smallLists[sizeIndex].lock : lock;
+        held.lock();
+        try {
+            for (int i = from; i < to; i++) {
+                if (small) {
+                    freeElementLocked(smallLists[sizeIndex], chunks[i], handles[i]);
+                } else {
+                    freeRunLocked(chunks[i], handles[i], sizeIndex);
+                }
+            }
+        } finally {
+            held.unlock();
+        }
+    }
+
+    private void freeElementLocked(SubpageList list, PoolChunk chunk, long handle) {
+        PoolSubpage subpage = chunk.subpage(Handle.runOffset(handle));
+        subpage.free(Handle.bitmapIndex(handle));
+        list.usedElements--;
+        list.deallocations++;
+        if (!subpage.listed) {
+            list.add(subpage);
+        }
+        if (subpage.isEmpty() && !list.isOnly(subpage)) {
+            list.remove(subpage);
+            list.subpages--;
+            lock.lock();
+            try {
+                chunk.freeSubpage(subpage);
+                placeAfterFree(chunk);
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    private void freeRunLocked(PoolChunk chunk, long handle, int sizeIndex) {
+        chunk.freeRun(handle);
+        normalUsedBytes -= sizeClasses.size(sizeIndex);
+        normalDeallocations++;
+        placeAfterFree(chunk);
+    }
+
+    // ---- giving memory back ----
+
+    /**
+     * Takes out the chunks that have been empty since before {@code emptyBeforeNanos} (all empty
+     * chunks for {@code Long.MAX_VALUE}); the caller releases them. A chunk that holds the only subpage
+     * of a small class is not empty: that subpage's run is in use.
+     */
+    List<PoolChunk> takeEmptyChunks(long emptyBeforeNanos) {
+        List<PoolChunk> taken = new ArrayList<>();
+        lock.lock();
+        try {
+            PoolChunk chunk = empty.head();
+            while (chunk != null) {
+                PoolChunk next = chunk.next;
+                if (emptyBeforeNanos == Long.MAX_VALUE || chunk.emptySinceNanos - emptyBeforeNanos < 0) {
+                    empty.remove(chunk);
+                    taken.add(chunk);
+                }
+                chunk = next;
+            }
+        } finally {
+            lock.unlock();
+        }
+        return taken;
+    }
+
+    /**
+     * Gives back the runs of subpages that no element uses (each class keeps one so that the next
+     * small allocation does not cut a new run); for {@code trim()}.
+     */
+    void releaseIdleSubpages() {
+        for (SubpageList list : smallLists) {
+            list.lock.lock();
+            try {
+                PoolSubpage subpage = list.first();
+                if (subpage != null && subpage.isEmpty() && list.isOnly(subpage)) {
+                    list.remove(subpage);
+                    list.subpages--;
+                    lock.lock();
+                    try {
+                        subpage.chunk.freeSubpage(subpage);
+                        placeAfterFree(subpage.chunk);
+                    } finally {
+                        lock.unlock();
+                    }
+                }
+            } finally {
+                list.lock.unlock();
+            }
+        }
+    }
+
+    // ---- inspection ----
+
+    /** Runs {@code action} with every lock of this arena held, so that it sees a consistent state. */
+    <T> T locked(java.util.function.Supplier<T> action) {
+        for (SubpageList list : smallLists) {
+            list.lock.lock();
+        }
+        lock.lock();
+        try {
+            return action.get();
+        } finally {
+            lock.unlock();
+            for (int i = smallLists.length - 1; i >= 0; i--) {
+                smallLists[i].lock.unlock();
+            }
+        }
+    }
+
+    /** A snapshot of this arena; takes every lock of the arena in turn. */
+    PoolMetrics.ArenaMetrics metrics() {
+        return locked(() -> {
+            long smallUsed = 0;
+            long smallAllocations = 0;
+            long smallDeallocations = 0;
+            List<PoolMetrics.SizeClassMetrics> classes = new ArrayList<>();
+            for (SubpageList list : smallLists) {
+                smallUsed += list.usedElements * list.elementSize;
+                smallAllocations += list.allocations;
+                smallDeallocations += list.deallocations;
+                if (list.subpages > 0 || list.allocations > 0) {
+                    long capacity = (long) list.subpages * sizeClasses.subpageElements(list.sizeIndex);
+                    classes.add(new PoolMetrics.SizeClassMetrics(list.elementSize, list.subpages,
+                            list.usedElements, capacity - list.usedElements, list.allocations, list.deallocations));
+                }
+            }
+            long[] freeBytes = {0};
+            List<PoolMetrics.ChunkListMetrics> chunkLists = new ArrayList<>();
+            for (PoolChunkList list : lists) {
+                List<Integer> usages = new ArrayList<>();
+                for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
+                    usages.add(chunk.usage());
+                    freeBytes[0] += chunk.freeRunBytes();
+                    chunk.forEachSubpage(s -> freeBytes[0] += (long) s.available * s.elementSize);
+                }
+                chunkLists.add(new PoolMetrics.ChunkListMetrics(list.name, Math.max(0, list.minUsage),
+                        Math.min(100, list.maxUsage), List.copyOf(usages)));
+            }
+            return new PoolMetrics.ArenaMetrics(index, boundCaches.get(), smallUsed + normalUsedBytes,
+                    freeBytes[0], smallAllocations, smallDeallocations, normalAllocations, normalDeallocations,
+                    List.copyOf(chunkLists), List.copyOf(classes));
+        });
+    }
+
+    /** Appends this arena's chunks, with their usage and page maps, to a report. */
+    void describe(StringBuilder out, boolean pageMaps) {
+        locked(() -> {
+            for (PoolChunkList list : lists) {
+                for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
+                    out.append("    chunk ").append(Errors.hex(chunk.base)).append(' ').append(list.name)
+                            .append(" usage ").append(chunk.usage()).append("% free pages ")
+                            .append(chunk.freePages).append('/').append(chunk.chunkPages).append('\n');
+                    if (pageMaps) {
+                        String map = chunk.occupancyMap();
+                        for (int i = 0; i < map.length(); i += 128) {
+                            out.append("      ").append(map, i, Math.min(map.length(), i + 128)).append('\n');
+                        }
+                    }
+                }
+            }
+            return null;
+        });
+    }
+
+    /** Checks the chunks' own bookkeeping against their queues; for tests. */
+    boolean checkConsistency() {
+        return locked(() -> {
+            for (PoolChunkList list : lists) {
+                for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
+                    if (chunk.queuedFreePages() != chunk.freePages || chunk.list != list) {
+                        return false;
+                    }
+                }
+            }
+            return true;
+        });
+    }
+}

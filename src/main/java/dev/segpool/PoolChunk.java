@@ -1,0 +1,326 @@
+package dev.segpool;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+
+/**
+ * One native segment of {@code chunkSize} bytes, aligned to its size, cut into runs of pages.
+ *
+ * <p>Free runs live in one {@link RunQueue} per run class (lowest offset first). The run map holds,
+ * for each page, the handle of the run that page begins (used or free), ends (free runs only) or
+ * belongs to (every page of a subpage's run), and 0 elsewhere; so coalescing finds a freed run's free
+ * neighbours in O(1), and {@link #claim} resolves an address to its allocation in O(1).
+ *
+ * <p>Protocol: runs, queues, the run map and {@link #freePages} change only under the arena lock.
+ * {@link #claim} reads the run map and the subpage table without a lock (acquire), then decides with
+ * one atomic operation on a {@link UnitState}; writers publish with release. The chunk owns a shared
+ * JDK arena of its own, so that it can be released alone and a stale segment into a released chunk
+ * throws instead of touching freed memory.
+ */
+final class PoolChunk {
+    private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
+    private static final VarHandle SUBPAGES = MethodHandles.arrayElementVarHandle(PoolSubpage[].class);
+
+    final PoolArena arena;
+    final SizeClasses sizeClasses;
+    /** The JDK arena that owns this chunk's native memory; closing it releases the chunk. */
+    final Arena memory;
+    final MemorySegment segment;
+    final long base;
+    final int pageShifts;
+    final int chunkPages;
+    /** One {@link UnitState} per page, used at the first page of each normal run. */
+    final byte[] runStates;
+
+    private final long[] runMap;
+    private final PoolSubpage[] subpages;
+    private final RunQueue[] freeRuns;
+    int freePages;
+
+    // Membership of a PoolChunkList, guarded by the arena lock.
+    PoolChunkList list;
+    PoolChunk prev;
+    PoolChunk next;
+    long emptySinceNanos;
+
+    PoolChunk(PoolArena arena, Arena memory, MemorySegment segment) {
+        this.arena = arena;
+        this.sizeClasses = arena.sizeClasses;
+        this.memory = memory;
+        this.segment = segment;
+        this.base = segment.address();
+        this.pageShifts = sizeClasses.pageShifts;
+        this.chunkPages = sizeClasses.chunkPages;
+        this.runStates = new byte[chunkPages];
+        this.runMap = new long[chunkPages];
+        this.subpages = new PoolSubpage[chunkPages];
+        this.freeRuns = new RunQueue[sizeClasses.runClasses()];
+        for (int i = 0; i < freeRuns.length; i++) {
+            freeRuns[i] = new RunQueue();
+        }
+        insertFreeRun(0, chunkPages);
+        this.freePages = chunkPages;
+    }
+
+    // ---- runs (arena lock held) ----
+
+    /**
+     * Cuts a used run of {@code pages} pages whose first page is a multiple of {@code alignPages};
+     * returns its handle, or {@link Handle#NONE} when no free run is large enough. The lowest free run
+     * of the smallest fitting class is taken; what is left before and after goes back as free runs.
+     */
+    long allocateRun(int pages, int alignPages) {
+        int span = pages + alignPages - 1;
+        if (span > freePages) {
+            return Handle.NONE;
+        }
+        for (int q = sizeClasses.runClassCeiling(span); q < freeRuns.length; q++) {
+            RunQueue queue = freeRuns[q];
+            if (queue.isEmpty()) {
+                continue;
+            }
+            long free = queue.poll();
+            clearEdges(free);
+            int offset = Handle.runOffset(free);
+            int total = Handle.runPages(free);
+            int start = (offset + alignPages - 1) / alignPages * alignPages;
+            if (start > offset) {
+                insertFreeRun(offset, start - offset);
+            }
+            int tail = offset + total - (start + pages);
+            if (tail > 0) {
+                insertFreeRun(start + pages, tail);
+            }
+            long run = Handle.run(start, pages, true);
+            LONGS.setRelease(runMap, start, run);
+            freePages -= pages;
+            return run;
+        }
+        return Handle.NONE;
+    }
+
+    /** Gives back a used run (or a subpage's run) and merges it with its free neighbours. */
+    void freeRun(long handle) {
+        assert Handle.isUsed(handle);
+        int offset = Handle.runOffset(handle);
+        int pages = Handle.runPages(handle);
+        int mapped = Handle.isSubpage(handle) ? pages : 1;
+        for (int p = offset; p < offset + mapped; p++) {
+            LONGS.setRelease(runMap, p, 0L);
+        }
+        freePages += pages;
+        if (offset > 0) {
+            long left = runMap[offset - 1];
+            if (left != 0 && !Handle.isUsed(left)) {
+                removeFreeRun(left);
+                offset = Handle.runOffset(left);
+                pages += Handle.runPages(left);
+            }
+        }
+        int end = offset + pages;
+        if (end < chunkPages) {
+            long right = runMap[end];
+            if (right != 0 && !Handle.isUsed(right)) {
+                removeFreeRun(right);
+                pages += Handle.runPages(right);
+            }
+        }
+        insertFreeRun(offset, pages);
+    }
+
+    /**
+     * Turns the used run {@code run} (just cut by {@link #allocateRun}) into a subpage of small class
+     * {@code sizeIndex}.
+     */
+    PoolSubpage newSubpage(long run, int sizeIndex) {
+        int offset = Handle.runOffset(run);
+        int pages = Handle.runPages(run);
+        assert pages == sizeClasses.subpageRunPages(sizeIndex);
+        long subpageRun = Handle.subpageRun(offset, pages);
+        PoolSubpage subpage = new PoolSubpage(this, sizeIndex, sizeClasses.size(sizeIndex), subpageRun,
+                sizeClasses.subpageElements(sizeIndex));
+        SUBPAGES.setRelease(subpages, offset, subpage);
+        for (int p = offset; p < offset + pages; p++) {
+            LONGS.setRelease(runMap, p, subpageRun);
+        }
+        return subpage;
+    }
+
+    /** Gives back the run of an empty subpage. */
+    void freeSubpage(PoolSubpage subpage) {
+        assert subpage.isEmpty();
+        SUBPAGES.setRelease(subpages, subpage.runOffset, null);
+        freeRun(subpage.runHandle);
+    }
+
+    private void insertFreeRun(int offset, int pages) {
+        long free = Handle.run(offset, pages, false);
+        freeRuns[sizeClasses.runClassFloor(pages)].offer(free);
+        LONGS.setRelease(runMap, offset, free);
+        LONGS.setRelease(runMap, offset + pages - 1, free);
+    }
+
+    private void removeFreeRun(long free) {
+        boolean removed = freeRuns[sizeClasses.runClassFloor(Handle.runPages(free))].remove(free);
+        assert removed : Handle.toString(free);
+        clearEdges(free);
+    }
+
+    private void clearEdges(long free) {
+        int offset = Handle.runOffset(free);
+        LONGS.setRelease(runMap, offset, 0L);
+        LONGS.setRelease(runMap, offset + Handle.runPages(free) - 1, 0L);
+    }
+
+    /** Percentage of pages in use, as the chunk lists see it: 0 only when every page is free. */
+    int usage() {
+        if (freePages == 0) {
+            return 100;
+        }
+        int freePercent = (int) ((long) freePages * 100 / chunkPages);
+        return freePercent == 0 ? 99 : 100 - freePercent;
+    }
+
+    boolean isEmpty() {
+        return freePages == chunkPages;
+    }
+
+    // ---- units handed out and claimed back ----
+
+    /** The subpage whose run starts at page {@code runOffset}; for threads that own one of its elements. */
+    PoolSubpage subpage(int runOffset) {
+        return subpages[runOffset];
+    }
+
+    /** Byte offset inside the chunk of the run or element {@code handle}. */
+    long offset(long handle, int elementSize) {
+        long offset = (long) Handle.runOffset(handle) << pageShifts;
+        return Handle.isSubpage(handle) ? offset + (long) Handle.bitmapIndex(handle) * elementSize : offset;
+    }
+
+    /**
+     * Hands the unit {@code handle} (owned by the caller) out in {@code state} and returns its segment
+     * of {@code byteSize} bytes.
+     */
+    MemorySegment hand(long handle, int elementSize, long byteSize, byte state) {
+        int runOffset = Handle.runOffset(handle);
+        long offset = (long) runOffset << pageShifts;
+        if (Handle.isSubpage(handle)) {
+            int index = Handle.bitmapIndex(handle);
+            offset += (long) index * elementSize;
+            UnitState.hand(subpages[runOffset].states, index, state);
+        } else {
+            UnitState.hand(runStates, runOffset, state);
+        }
+        return segment.asSlice(offset, byteSize);
+    }
+
+    /**
+     * Claims the live allocation that starts at {@code address} (inside this chunk) for freeing and
+     * returns its handle. Throws, changing nothing, when no live allocation starts there.
+     */
+    long claim(long address) {
+        long offset = address - base;
+        int page = (int) (offset >>> pageShifts);
+        long handle = (long) LONGS.getAcquire(runMap, page);
+        if (handle == 0 || !Handle.isUsed(handle)) {
+            throw Errors.notLive(arena.poolName, address, handle != 0);
+        }
+        if (Handle.isSubpage(handle)) {
+            int runOffset = Handle.runOffset(handle);
+            PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, runOffset);
+            if (subpage == null) {
+                throw Errors.notLive(arena.poolName, address, false);
+            }
+            long inRun = offset - ((long) runOffset << pageShifts);
+            long index = inRun / subpage.elementSize;
+            if (index * subpage.elementSize != inRun || index >= subpage.maxElements) {
+                throw Errors.interior(arena.poolName, address, base + subpage.elementOffset((int) index),
+                        subpage.elementSize);
+            }
+            checkClaimed(UnitState.claim(subpage.states, (int) index), address);
+            return Handle.element(subpage.runHandle, (int) index);
+        }
+        if (Handle.runOffset(handle) != page || (offset & ((1L << pageShifts) - 1)) != 0) {
+            throw Errors.interior(arena.poolName, address, base + ((long) Handle.runOffset(handle) << pageShifts),
+                    (long) Handle.runPages(handle) << pageShifts);
+        }
+        checkClaimed(UnitState.claim(runStates, page), address);
+        return (long) LONGS.getAcquire(runMap, page);
+    }
+
+    private void checkClaimed(byte previous, long address) {
+        if (previous == UnitState.ARENA) {
+            throw Errors.arenaOwned(arena.poolName, address);
+        }
+        if (previous != UnitState.LIVE) {
+            throw Errors.notLive(arena.poolName, address, true);
+        }
+    }
+
+    /** Size class of the run or element {@code handle}, which the caller owns. */
+    int sizeIndex(long handle) {
+        return Handle.isSubpage(handle)
+                ? subpages[Handle.runOffset(handle)].sizeIndex
+                : sizeClasses.runSizeIndex(Handle.runPages(handle));
+    }
+
+    // ---- inspection (arena lock held) ----
+
+    /** Bytes in free runs. */
+    long freeRunBytes() {
+        return (long) freePages << pageShifts;
+    }
+
+    /** Counts the pages of all queued free runs, independently of {@link #freePages}. */
+    int queuedFreePages() {
+        int pages = 0;
+        for (RunQueue queue : freeRuns) {
+            for (int i = 0; i < queue.size(); i++) {
+                pages += Handle.runPages(queue.get(i));
+            }
+        }
+        return pages;
+    }
+
+    /** Calls {@code visitor} for every live subpage of this chunk. */
+    void forEachSubpage(java.util.function.Consumer<PoolSubpage> visitor) {
+        for (int p = 0; p < chunkPages; p++) {
+            PoolSubpage subpage = subpages[p];
+            if (subpage != null) {
+                visitor.accept(subpage);
+            }
+        }
+    }
+
+    /**
+     * One character per page: '.' free, '#' a used run, 's' a subpage; for {@code dumpStats()}.
+     */
+    String occupancyMap() {
+        StringBuilder map = new StringBuilder(chunkPages);
+        for (int p = 0; p < chunkPages; p++) {
+            map.append('#');
+        }
+        for (RunQueue queue : freeRuns) {
+            for (int i = 0; i < queue.size(); i++) {
+                long free = queue.get(i);
+                for (int p = Handle.runOffset(free); p < Handle.runOffset(free) + Handle.runPages(free); p++) {
+                    map.setCharAt(p, '.');
+                }
+            }
+        }
+        forEachSubpage(s -> {
+            for (int p = s.runOffset; p < s.runOffset + s.runPages; p++) {
+                map.setCharAt(p, 's');
+            }
+        });
+        return map.toString();
+    }
+
+    @Override
+    public String toString() {
+        return "PoolChunk[0x" + Long.toHexString(base) + ", usage=" + usage() + "%]";
+    }
+}

@@ -1,0 +1,95 @@
+package dev.segpool;
+
+/**
+ * A run of pages cut into equal elements of one small size class, with a bitmap of the elements
+ * handed out (to users or to thread caches).
+ *
+ * <p>Protocol: the bitmap, {@link #available} and the list links are guarded by the lock of the
+ * {@link SubpageList} of this subpage's size class in its arena. The fields that {@link SegmentPool#free}
+ * reads without a lock are final ({@link #elementSize}, {@link #states}, ...); the subpage itself is
+ * published to those readers through {@link PoolChunk}'s subpage table with release/acquire.
+ */
+final class PoolSubpage {
+    final PoolChunk chunk;
+    final int sizeIndex;
+    final int elementSize;
+    final int runOffset;
+    final int runPages;
+    /** The run handle (subpage bit set, no element selected). */
+    final long runHandle;
+    final int maxElements;
+    /** One {@link UnitState} per element. */
+    final byte[] states;
+
+    private final long[] bitmap;
+    /** No word below this one has a clear bit. */
+    private int searchFrom;
+    int available;
+
+    PoolSubpage prev;
+    PoolSubpage next;
+    boolean listed;
+
+    PoolSubpage(PoolChunk chunk, int sizeIndex, int elementSize, long runHandle, int maxElements) {
+        this.chunk = chunk;
+        this.sizeIndex = sizeIndex;
+        this.elementSize = elementSize;
+        this.runHandle = runHandle;
+        this.runOffset = Handle.runOffset(runHandle);
+        this.runPages = Handle.runPages(runHandle);
+        this.maxElements = maxElements;
+        this.states = new byte[maxElements];
+        this.bitmap = new long[(maxElements + Long.SIZE - 1) >>> 6];
+        int tail = maxElements & (Long.SIZE - 1);
+        if (tail != 0) {
+            bitmap[bitmap.length - 1] = -1L << tail; // bits past the last element are never free
+        }
+        this.available = maxElements;
+    }
+
+    /** Takes the lowest free element; returns its handle, or {@link Handle#NONE} when full. */
+    long allocate() {
+        final long[] bitmap = this.bitmap;
+        for (int w = searchFrom; w < bitmap.length; w++) {
+            long word = bitmap[w];
+            if (word != -1L) {
+                int bit = Long.numberOfTrailingZeros(~word);
+                bitmap[w] = word | 1L << bit;
+                searchFrom = w;
+                available--;
+                return Handle.element(runHandle, w << 6 | bit);
+            }
+        }
+        return Handle.NONE;
+    }
+
+    /** Returns element {@code index}, which must be handed out. */
+    void free(int index) {
+        int w = index >>> 6;
+        assert isAllocated(index) : index;
+        bitmap[w] &= ~(1L << index);
+        if (w < searchFrom) {
+            searchFrom = w;
+        }
+        available++;
+    }
+
+    boolean isAllocated(int index) {
+        return (bitmap[index >>> 6] & 1L << index) != 0;
+    }
+
+    boolean isEmpty() {
+        return available == maxElements;
+    }
+
+    /** Byte offset of element {@code index} inside the chunk. */
+    long elementOffset(int index) {
+        return ((long) runOffset << chunk.pageShifts) + (long) index * elementSize;
+    }
+
+    @Override
+    public String toString() {
+        return "PoolSubpage[size=" + elementSize + ", offset=" + runOffset + ", pages=" + runPages
+                + ", used=" + (maxElements - available) + "/" + maxElements + "]";
+    }
+}

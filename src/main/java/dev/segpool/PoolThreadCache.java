@@ -1,0 +1,225 @@
+package dev.segpool;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+
+/**
+ * A thread's own stock of free units, so that most allocate/free pairs take no lock: one LIFO stack
+ * of (chunk, handle) per cached size class, kept in two parallel arrays (no object per entry).
+ *
+ * <p>Protocol: only {@link #owner} calls {@link #allocate}, {@link #offer}, {@link #trim} and
+ * {@link #flush}; the pool checks ownership before it hands a cache out. The one exception is
+ * {@link #release} run by the {@link java.lang.ref.Cleaner} after the owner has ended, when no other
+ * thread can reach the stacks. {@link #cachedBytes}, {@link #hits} and {@link #misses} are written by the
+ * owner with opaque stores and read by {@code metrics()} from any thread.
+ *
+ * <p>A free goes into the freeing thread's cache (as jemalloc's tcache does); a full stack gives its
+ * older half back to the arenas in one pass. A miss refills a small class with several elements under
+ * one lock. Every {@code trimInterval} allocations, the entries that no allocation reached since the
+ * last trim (below the stack's low-water mark) go back to the arenas.
+ */
+final class PoolThreadCache {
+    private static final VarHandle CACHED_BYTES;
+    private static final VarHandle HITS;
+    private static final VarHandle MISSES;
+
+    static {
+        try {
+            MethodHandles.Lookup lookup = MethodHandles.lookup();
+            CACHED_BYTES = lookup.findVarHandle(PoolThreadCache.class, "cachedBytes", long.class);
+            HITS = lookup.findVarHandle(PoolThreadCache.class, "hits", long.class);
+            MISSES = lookup.findVarHandle(PoolThreadCache.class, "misses", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /** The cached units of one size class. */
+    private static final class Stack {
+        final int sizeIndex;
+        final int elementSize;
+        final int capacity;
+        final int refill;
+        final PoolChunk[] chunks;
+        final long[] handles;
+        int size;
+        /** Lowest {@link #size} since the last trim: entries below it went unused. */
+        int lowWater;
+
+        Stack(int sizeIndex, int elementSize, int capacity, int refill) {
+            this.sizeIndex = sizeIndex;
+            this.elementSize = elementSize;
+            this.capacity = capacity;
+            this.refill = refill;
+            this.chunks = new PoolChunk[capacity];
+            this.handles = new long[capacity];
+        }
+    }
+
+    /** At most this many bytes of one small class are taken from the arena in one refill. */
+    private static final int REFILL_BYTES = 64 * 1024;
+    private static final int MAX_REFILL = 32;
+
+    final SegmentPool pool;
+    final PoolArena arena;
+    final Thread owner;
+    private final Stack[] stacks;
+    private final int trimInterval;
+    private int allocationsSinceTrim;
+    private boolean released;
+
+    @SuppressWarnings("unused") // written through CACHED_BYTES
+    private long cachedBytes;
+    @SuppressWarnings("unused")
+    private long hits;
+    @SuppressWarnings("unused")
+    private long misses;
+
+    PoolThreadCache(SegmentPool pool, PoolArena arena, Thread owner, CacheConfig config) {
+        this.pool = pool;
+        this.arena = arena;
+        this.owner = owner;
+        this.trimInterval = config.trimInterval();
+        SizeClasses sizeClasses = arena.sizeClasses;
+        this.stacks = new Stack[sizeClasses.classes()];
+        for (int i = 0; i < stacks.length; i++) {
+            int size = sizeClasses.size(i);
+            if (size > config.maxCachedSize()) {
+                break;
+            }
+            boolean small = sizeClasses.isSmall(i);
+            int capacity = small ? config.smallCacheSize() : config.normalCacheSize();
+            if (capacity > 0) {
+                int refill = small ? Math.max(1, Math.min(capacity / 2, Math.min(MAX_REFILL, REFILL_BYTES / size))) : 1;
+                stacks[i] = new Stack(i, size, capacity, refill);
+            }
+        }
+    }
+
+    /** The cache settings of a pool. */
+    record CacheConfig(int smallCacheSize, int normalCacheSize, int maxCachedSize, int trimInterval) {
+        boolean enabled() {
+            return (smallCacheSize > 0 || normalCacheSize > 0) && maxCachedSize > 0;
+        }
+    }
+
+    /**
+     * A unit of class {@code sizeIndex} as a live segment of {@code byteSize} bytes, or null when this
+     * cache does not hold the class. A miss refills the stack from the arena first.
+     */
+    MemorySegment allocate(int sizeIndex, long byteSize) {
+        final Stack stack = stacks[sizeIndex];
+        if (stack == null) {
+            return null;
+        }
+        int size = stack.size;
+        if (size == 0) {
+            size = arena.fill(sizeIndex, stack.chunks, stack.handles, 0, stack.refill);
+            addCachedBytes((long) size * stack.elementSize);
+            MISSES.setOpaque(this, (long) MISSES.getOpaque(this) + 1);
+        } else {
+            HITS.setOpaque(this, (long) HITS.getOpaque(this) + 1);
+        }
+        size--;
+        stack.size = size;
+        if (size < stack.lowWater) {
+            stack.lowWater = size;
+        }
+        PoolChunk chunk = stack.chunks[size];
+        stack.chunks[size] = null;
+        long handle = stack.handles[size];
+        addCachedBytes(-stack.elementSize);
+        MemorySegment segment = chunk.hand(handle, stack.elementSize, byteSize, UnitState.LIVE);
+        if (++allocationsSinceTrim >= trimInterval) {
+            trim();
+        }
+        return segment;
+    }
+
+    /** Keeps a claimed unit; false when this cache does not hold its class (the caller frees it). */
+    boolean offer(PoolChunk chunk, long handle, int sizeIndex) {
+        final Stack stack = stacks[sizeIndex];
+        if (stack == null) {
+            return false;
+        }
+        if (stack.size == stack.capacity) {
+            giveBack(stack, stack.capacity >>> 1);
+        }
+        stack.chunks[stack.size] = chunk;
+        stack.handles[stack.size] = handle;
+        stack.size++;
+        addCachedBytes(stack.elementSize);
+        return true;
+    }
+
+    /** Gives back the entries that went unused since the last trim. */
+    void trim() {
+        allocationsSinceTrim = 0;
+        for (Stack stack : stacks) {
+            if (stack != null) {
+                giveBack(stack, stack.lowWater);
+                stack.lowWater = stack.size;
+            }
+        }
+    }
+
+    /** Gives back every entry; returns true when there was any. */
+    boolean flush() {
+        boolean any = false;
+        for (Stack stack : stacks) {
+            if (stack != null && stack.size > 0) {
+                any = true;
+                giveBack(stack, stack.size);
+                stack.lowWater = 0;
+            }
+        }
+        return any;
+    }
+
+    /** Gives the {@code n} oldest entries (the bottom of the stack) back to their arenas. */
+    private void giveBack(Stack stack, int n) {
+        if (n <= 0) {
+            return;
+        }
+        PoolArena.freeAll(stack.sizeIndex, stack.chunks, stack.handles, 0, n);
+        int left = stack.size - n;
+        System.arraycopy(stack.chunks, n, stack.chunks, 0, left);
+        System.arraycopy(stack.handles, n, stack.handles, 0, left);
+        java.util.Arrays.fill(stack.chunks, left, stack.size, null);
+        stack.size = left;
+        stack.lowWater = Math.max(0, stack.lowWater - n);
+        addCachedBytes(-(long) n * stack.elementSize);
+    }
+
+    /**
+     * Flushes and detaches the cache for good: at the end of a scoped task, or from the Cleaner after
+     * the owner thread ended. Nothing is flushed into a closed pool.
+     */
+    void release() {
+        if (released) {
+            return;
+        }
+        released = true;
+        if (!pool.isClosed()) {
+            flush();
+        }
+        pool.detach(this);
+    }
+
+    private void addCachedBytes(long delta) {
+        CACHED_BYTES.setOpaque(this, (long) CACHED_BYTES.getOpaque(this) + delta);
+    }
+
+    long cachedBytes() {
+        return (long) CACHED_BYTES.getOpaque(this);
+    }
+
+    long hits() {
+        return (long) HITS.getOpaque(this);
+    }
+
+    long misses() {
+        return (long) MISSES.getOpaque(this);
+    }
+}
