@@ -41,9 +41,13 @@ final class ChunkRegistry {
         rebuild();
     }
 
-    synchronized void remove(PoolChunk chunk) {
-        chunks.remove(chunk);
+    /** Removes {@code chunk}; false when it was not registered (released already). */
+    synchronized boolean remove(PoolChunk chunk) {
+        if (!chunks.remove(chunk)) {
+            return false;
+        }
         rebuild();
+        return true;
     }
 
     synchronized List<PoolChunk> all() {

@@ -25,6 +25,10 @@ final class NativeMemory {
     final int chunkSize;
     final long limit;
     final ChunkRegistry registry;
+    /** Whether memory comes from mmap (and can be purged page by page) rather than the JDK's malloc. */
+    final boolean mapped;
+    /** Called when a reservation would cross the limit: releases free chunks, returns the bytes released. */
+    private volatile java.util.function.LongSupplier reclaimer = () -> 0L;
     private final AtomicLong reserved = new AtomicLong();
     private final ConcurrentHashMap<Long, Huge> huge = new ConcurrentHashMap<>();
     private final AtomicLong hugeBytes = new AtomicLong();
@@ -33,11 +37,16 @@ final class NativeMemory {
     final LongAdder chunksAllocated = new LongAdder();
     final LongAdder chunksReleased = new LongAdder();
 
-    NativeMemory(String poolName, int chunkSize, long limit) {
+    NativeMemory(String poolName, int chunkSize, long limit, boolean mapped) {
         this.poolName = poolName;
         this.chunkSize = chunkSize;
         this.limit = limit;
+        this.mapped = mapped;
         this.registry = new ChunkRegistry(chunkSize);
+    }
+
+    void reclaimer(java.util.function.LongSupplier reclaimer) {
+        this.reclaimer = reclaimer;
     }
 
     long reservedBytes() {
@@ -52,15 +61,29 @@ final class NativeMemory {
         return huge.size();
     }
 
+    /** Reserves {@code bytes} against the limit; at the limit, first asks for free chunks back once. */
     private void reserve(long bytes) {
+        if (!tryReserve(bytes) && (reclaimer.getAsLong() == 0 || !tryReserve(bytes))) {
+            long current = reserved.get();
+            PoolEvents.limitExceeded(poolName, limit, current, bytes);
+            throw Errors.limit(poolName, limit, current, bytes);
+        }
+    }
+
+    private boolean tryReserve(long bytes) {
         for (long current = reserved.get(); ; current = reserved.get()) {
             if (bytes > limit - current) {
-                throw Errors.limit(poolName, limit, current, bytes);
+                return false;
             }
             if (reserved.compareAndSet(current, current + bytes)) {
-                return;
+                return true;
             }
         }
+    }
+
+    /** {@code byteSize} bytes aligned to {@code alignment}, owned by {@code owner}, zeroed. */
+    private MemorySegment take(Arena owner, long byteSize, long alignment) {
+        return mapped ? OsMemory.map(byteSize, alignment, owner) : owner.allocate(byteSize, alignment);
     }
 
     /** A new chunk for {@code arena}, registered for lookup by address. */
@@ -68,10 +91,11 @@ final class NativeMemory {
         reserve(chunkSize);
         Arena memory = Arena.ofShared();
         try {
-            MemorySegment segment = memory.allocate(chunkSize, chunkSize);
+            MemorySegment segment = take(memory, chunkSize, chunkSize);
             PoolChunk chunk = new PoolChunk(arena, memory, segment);
             registry.add(chunk);
             chunksAllocated.increment();
+            PoolEvents.chunkAllocated(poolName, chunk, reserved.get());
             return chunk;
         } catch (Throwable t) {
             memory.close();
@@ -80,12 +104,19 @@ final class NativeMemory {
         }
     }
 
-    /** Gives a chunk's memory back; segments into it become inaccessible. */
-    void releaseChunk(PoolChunk chunk) {
-        registry.remove(chunk);
+    /**
+     * Gives a chunk's memory back; segments into it become inaccessible. Only the first of racing
+     * calls (trim, decay, close) releases it; returns whether this call did.
+     */
+    boolean releaseChunk(PoolChunk chunk, String reason) {
+        if (!registry.remove(chunk)) {
+            return false;
+        }
         chunk.memory.close();
-        reserved.addAndGet(-chunkSize);
+        long after = reserved.addAndGet(-chunkSize);
         chunksReleased.increment();
+        PoolEvents.chunkReleased(poolName, chunk, reason, after);
+        return true;
     }
 
     /** A dedicated allocation, zeroed (the JDK zeroes what it allocates), handed out in {@code state}. */
@@ -93,10 +124,11 @@ final class NativeMemory {
         reserve(byteSize);
         Arena memory = Arena.ofShared();
         try {
-            MemorySegment segment = memory.allocate(byteSize, byteAlignment);
+            MemorySegment segment = take(memory, byteSize, byteAlignment);
             huge.put(segment.address(), new Huge(memory, byteSize, state));
             hugeBytes.addAndGet(byteSize);
             hugeAllocations.increment();
+            PoolEvents.hugeAllocated(poolName, segment.address(), byteSize);
             return segment;
         } catch (Throwable t) {
             memory.close();
@@ -136,7 +168,7 @@ final class NativeMemory {
     /** Releases everything; for {@code close()}. */
     void releaseAll() {
         for (PoolChunk chunk : registry.all()) {
-            releaseChunk(chunk);
+            releaseChunk(chunk, "close");
         }
         for (var entry : List.copyOf(huge.entrySet())) {
             freeHuge(entry.getKey(), entry.getValue().state);

@@ -285,6 +285,9 @@ final class PoolArena {
         if (!subpage.listed) {
             list.add(subpage);
         }
+        if (subpage.isEmpty()) {
+            subpage.emptySinceNanos = System.nanoTime();
+        }
         if (subpage.isEmpty() && !list.isOnly(subpage)) {
             list.remove(subpage);
             list.subpages--;
@@ -314,7 +317,7 @@ final class PoolArena {
      */
     List<PoolChunk> takeEmptyChunks(long emptyBeforeNanos) {
         List<PoolChunk> taken = new ArrayList<>();
-        lock.lock();
+        lock.lock(); // reentrant: tryTakeEmptyChunks holds it already
         try {
             PoolChunk chunk = empty.head();
             while (chunk != null) {
@@ -332,15 +335,17 @@ final class PoolArena {
     }
 
     /**
-     * Gives back the runs of subpages that no element uses (each class keeps one so that the next
-     * small allocation does not cut a new run); for {@code trim()}.
+     * Gives back the runs of subpages that no element has used since before {@code emptyBeforeNanos}
+     * (each class otherwise keeps one, so that the next small allocation does not cut a new run); for
+     * {@code trim()} ({@code Long.MAX_VALUE}: all of them) and the decay task.
      */
-    void releaseIdleSubpages() {
+    void releaseIdleSubpages(long emptyBeforeNanos) {
         for (SubpageList list : smallLists) {
             list.lock.lock();
             try {
                 PoolSubpage subpage = list.first();
-                if (subpage != null && subpage.isEmpty() && list.isOnly(subpage)) {
+                if (subpage != null && subpage.isEmpty() && list.isOnly(subpage)
+                        && (emptyBeforeNanos == Long.MAX_VALUE || subpage.emptySinceNanos - emptyBeforeNanos < 0)) {
                     list.remove(subpage);
                     list.subpages--;
                     lock.lock();
@@ -354,6 +359,40 @@ final class PoolArena {
             } finally {
                 list.lock.unlock();
             }
+        }
+    }
+
+    /**
+     * Purges the long-free pages of this arena's chunks that are in use (see {@link PoolChunk#purge});
+     * {@code all}: every free page. Returns the bytes purged.
+     */
+    long purge(boolean all) {
+        lock.lock();
+        try {
+            long bytes = 0;
+            for (PoolChunkList list : lists) {
+                if (list == empty) {
+                    continue; // empty chunks are released whole
+                }
+                for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
+                    bytes += chunk.purge(all);
+                }
+            }
+            return bytes;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Takes this arena's empty chunks if its lock is free now; for a reservation at the limit. */
+    List<PoolChunk> tryTakeEmptyChunks() {
+        if (!lock.tryLock()) {
+            return List.of();
+        }
+        try {
+            return takeEmptyChunks(Long.MAX_VALUE);
+        } finally {
+            lock.unlock();
         }
     }
 

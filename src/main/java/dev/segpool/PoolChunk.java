@@ -42,6 +42,11 @@ final class PoolChunk {
     private int untouchedFrom;
     /** Whether the run cut last by {@link #allocateRun} had never been handed out (is all zero). */
     boolean lastRunUntouched;
+    /** Pages free at the last purge scan, one bit each; null before the first scan. */
+    private long[] freeAtLastScan;
+    /** Pages given back to the kernel and not handed out since, one bit each; null until the first purge. */
+    private long[] purged;
+    private int purgedPages;
 
     // Membership of a PoolChunkList, guarded by the arena lock.
     PoolChunkList list;
@@ -98,6 +103,9 @@ final class PoolChunk {
                 insertFreeRun(start + pages, tail);
             }
             long run = Handle.run(start, pages, true);
+            if (purgedPages > 0) {
+                unmarkPurged(start, pages);
+            }
             lastRunUntouched = start >= untouchedFrom;
             untouchedFrom = Math.max(untouchedFrom, start + pages);
             LONGS.setRelease(runMap, start, run);
@@ -178,6 +186,73 @@ final class PoolChunk {
         int offset = Handle.runOffset(free);
         LONGS.setRelease(runMap, offset, 0L);
         LONGS.setRelease(runMap, offset + Handle.runPages(free) - 1, 0L);
+    }
+
+    // ---- purging pages of long-free runs (arena lock held; mapped memory only) ----
+
+    /**
+     * Gives back to the kernel the free pages that were also free at the previous scan (every free
+     * page when {@code all}), except those purged already; returns the bytes purged. Called about once
+     * per decay period, so a page is purged after it stayed free (at least at both ends of) that long.
+     * Done under the arena lock, so no run being purged can be handed out meanwhile.
+     */
+    long purge(boolean all) {
+        long[] free = new long[(chunkPages + 63) >>> 6];
+        for (RunQueue queue : freeRuns) {
+            for (int i = 0; i < queue.size(); i++) {
+                long run = queue.get(i);
+                for (int p = Handle.runOffset(run), end = p + Handle.runPages(run); p < end; p++) {
+                    free[p >>> 6] |= 1L << p;
+                }
+            }
+        }
+        long[] previous = all ? free : freeAtLastScan;
+        freeAtLastScan = free;
+        if (previous == null) {
+            return 0;
+        }
+        if (purged == null) {
+            purged = new long[free.length];
+        }
+        long bytes = 0;
+        int p = 0;
+        while (p < chunkPages) {
+            if (!isPurgeable(free, previous, p)) {
+                p++;
+                continue;
+            }
+            int start = p;
+            while (p < chunkPages && isPurgeable(free, previous, p)) {
+                purged[p >>> 6] |= 1L << p;
+                p++;
+            }
+            long length = (long) (p - start) << pageShifts;
+            OsMemory.purge(base + ((long) start << pageShifts), length);
+            purgedPages += p - start;
+            bytes += length;
+        }
+        return bytes;
+    }
+
+    private boolean isPurgeable(long[] free, long[] previous, int page) {
+        long bit = 1L << page;
+        int w = page >>> 6;
+        return (free[w] & previous[w] & bit) != 0 && (purged[w] & bit) == 0;
+    }
+
+    private void unmarkPurged(int start, int pages) {
+        for (int p = start; p < start + pages; p++) {
+            long bit = 1L << p;
+            if ((purged[p >>> 6] & bit) != 0) {
+                purged[p >>> 6] &= ~bit;
+                purgedPages--;
+            }
+        }
+    }
+
+    /** Bytes of free pages currently given back to the kernel. */
+    long purgedBytes() {
+        return (long) purgedPages << pageShifts;
     }
 
     /** Percentage of pages in use, as the chunk lists see it: 0 only when every page is free. */

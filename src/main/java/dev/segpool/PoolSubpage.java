@@ -29,6 +29,8 @@ final class PoolSubpage {
     PoolSubpage prev;
     PoolSubpage next;
     boolean listed;
+    /** When the subpage last became empty (no element handed out). */
+    long emptySinceNanos;
 
     PoolSubpage(PoolChunk chunk, int sizeIndex, int elementSize, long runHandle, int maxElements) {
         this.chunk = chunk;

@@ -202,8 +202,10 @@ final class PoolThreadCache {
             return;
         }
         released = true;
+        long bytes = cachedBytes();
         if (!pool.isClosed()) {
             flush();
+            PoolEvents.cacheReleased(pool.name(), owner, bytes);
         }
         pool.detach(this);
     }

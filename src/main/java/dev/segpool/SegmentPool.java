@@ -4,12 +4,18 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
 import java.lang.ref.Cleaner;
+import java.lang.ref.WeakReference;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
@@ -59,6 +65,10 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     /** Whether pooled arenas bind their segments to their scope; decided once, when the pool is built. */
     private final boolean nativeAccess;
     private final AtomicInteger openArenas = new AtomicInteger();
+    private final PoolMXBean mxBean;
+    private final ScheduledFuture<?> decayTask;
+    /** Written by the decay thread only. */
+    private long lastPurgeNanos = System.nanoTime();
     private volatile boolean closed;
 
     /** The value a thread's {@code ThreadLocal} holds; when it becomes unreachable, its cache is released. */
@@ -68,7 +78,8 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         this.name = b.name != null ? b.name : "segpool-" + POOL_IDS.incrementAndGet();
         this.sizeClasses = new SizeClasses(b.pageSize, b.chunkSize);
         this.chunkSize = b.chunkSize;
-        this.memory = new NativeMemory(name, chunkSize, b.maxMemory);
+        this.nativeAccess = SegmentPool.class.getModule().isNativeAccessEnabled();
+        this.memory = new NativeMemory(name, chunkSize, b.maxMemory, nativeAccess && OsMemory.AVAILABLE);
         this.registry = memory.registry;
         int arenaCount = b.arenas > 0 ? b.arenas : defaultArenas(b.maxMemory, b.chunkSize);
         this.arenas = new PoolArena[arenaCount];
@@ -80,7 +91,83 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         this.threadLocalCaches = b.threadLocalCaches && cacheConfig.enabled();
         this.decay = b.decay;
         this.leaks = new LeakTracker(b.leakDetection != null ? b.leakDetection : LeakDetection.fromSystemProperty());
-        this.nativeAccess = SegmentPool.class.getModule().isNativeAccessEnabled();
+        this.memory.reclaimer(this::reclaimForLimit);
+        this.mxBean = b.jmx ? PoolMXBean.register(this) : null;
+        long period = Math.clamp(decay.toNanos() / 4, MIN_DECAY_PERIOD_NANOS, MAX_DECAY_PERIOD_NANOS);
+        this.decayTask = DECAY.scheduleWithFixedDelay(new DecayTask(this), period, period, TimeUnit.NANOSECONDS);
+        PoolEvents.opened(this);
+    }
+
+    // ---- giving memory back by itself ----
+
+    private static final long MIN_DECAY_PERIOD_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+    private static final long MAX_DECAY_PERIOD_NANOS = TimeUnit.SECONDS.toNanos(1);
+    /** One daemon thread runs the decay of every pool. */
+    private static final ScheduledExecutorService DECAY = Executors.newSingleThreadScheduledExecutor(task -> {
+        Thread thread = new Thread(task, "segpool-decay");
+        thread.setDaemon(true);
+        return thread;
+    });
+
+    /** Runs {@link #decayNow()} while its pool is reachable; holds it weakly. */
+    private static final class DecayTask implements Runnable {
+        private final WeakReference<SegmentPool> pool;
+
+        DecayTask(SegmentPool pool) {
+            this.pool = new WeakReference<>(pool);
+        }
+
+        @Override
+        public void run() {
+            SegmentPool p = pool.get();
+            if (p == null) {
+                throw new CancellationException("pool unreachable"); // ends the periodic task
+            }
+            try {
+                p.decayNow();
+            } catch (RuntimeException | Error e) {
+                if (!p.closed) {
+                    LeakTracker.LOGGER.log(System.Logger.Level.ERROR, "decay of pool '" + p.name + "' failed", e);
+                }
+            }
+        }
+    }
+
+    /**
+     * Gives back what stayed free for the decay time: subpages no element used, chunks no page used
+     * and, with mmap'd memory, the pages of runs that stayed free inside chunks in use.
+     */
+    private void decayNow() {
+        if (closed) {
+            return;
+        }
+        long now = System.nanoTime();
+        long cutoff = now - decay.toNanos();
+        for (PoolArena arena : arenas) {
+            arena.releaseIdleSubpages(cutoff);
+            for (PoolChunk chunk : arena.takeEmptyChunks(cutoff)) {
+                memory.releaseChunk(chunk, "decay");
+            }
+        }
+        if (memory.mapped && now - lastPurgeNanos >= decay.toNanos()) {
+            lastPurgeNanos = now;
+            for (PoolArena arena : arenas) {
+                arena.purge(false);
+            }
+        }
+    }
+
+    /** At the limit: releases the empty chunks of every arena whose lock is free; returns the bytes. */
+    private long reclaimForLimit() {
+        long released = 0;
+        for (PoolArena arena : arenas) {
+            for (PoolChunk chunk : arena.tryTakeEmptyChunks()) {
+                if (memory.releaseChunk(chunk, "limit")) {
+                    released += chunkSize;
+                }
+            }
+        }
+        return released;
     }
 
     /** Two arenas per processor, but no more than a memory limit can give a chunk and some room each. */
@@ -368,9 +455,10 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
 
     /**
      * Gives unused memory back to the operating system now: the calling thread's cache entries, the
-     * runs of subpages no element uses, and every chunk that has no page in use.
+     * runs of subpages no element uses, every chunk that has no page in use and, when the pool maps
+     * its memory itself (native access on Linux), the free pages inside chunks in use.
      *
-     * @return the native bytes released
+     * @return the native bytes released (chunks released plus pages purged)
      */
     public long trim() {
         ensureOpen();
@@ -380,10 +468,14 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         }
         long released = 0;
         for (PoolArena arena : arenas) {
-            arena.releaseIdleSubpages();
+            arena.releaseIdleSubpages(Long.MAX_VALUE);
             for (PoolChunk chunk : arena.takeEmptyChunks(Long.MAX_VALUE)) {
-                memory.releaseChunk(chunk);
-                released += chunkSize;
+                if (memory.releaseChunk(chunk, "trim")) {
+                    released += chunkSize;
+                }
+            }
+            if (memory.mapped) {
+                released += arena.purge(true);
             }
         }
         return released;
@@ -459,6 +551,11 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         return name;
     }
 
+    /** The limit on reserved bytes, or -1 when there is none. */
+    long maxMemory() {
+        return memory.limit == Long.MAX_VALUE ? -1 : memory.limit;
+    }
+
     @Override
     public String toString() {
         return "SegmentPool[" + name + (closed ? ", closed]" : "]");
@@ -477,6 +574,11 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         synchronized (closeLock) {
             ensureOpen();
             closed = true;
+        }
+        decayTask.cancel(false);
+        PoolEvents.closed(this);
+        if (mxBean != null) {
+            mxBean.unregister();
         }
         for (PoolThreadCache cache : caches) {
             detach(cache);
