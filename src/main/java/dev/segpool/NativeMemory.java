@@ -27,8 +27,6 @@ final class NativeMemory {
     final ChunkRegistry registry;
     /** Whether memory comes from mmap (and can be purged page by page) rather than the JDK's malloc. */
     final boolean mapped;
-    /** Called when a reservation would cross the limit: releases free chunks, returns the bytes released. */
-    private volatile java.util.function.LongSupplier reclaimer = () -> 0L;
     private final AtomicLong reserved = new AtomicLong();
     private final ConcurrentHashMap<Long, Huge> huge = new ConcurrentHashMap<>();
     private final AtomicLong hugeBytes = new AtomicLong();
@@ -45,9 +43,6 @@ final class NativeMemory {
         this.registry = new ChunkRegistry(chunkSize);
     }
 
-    void reclaimer(java.util.function.LongSupplier reclaimer) {
-        this.reclaimer = reclaimer;
-    }
 
     long reservedBytes() {
         return reserved.get();
@@ -61,22 +56,17 @@ final class NativeMemory {
         return huge.size();
     }
 
-    /** Reserves {@code bytes} against the limit; at the limit, first asks for free chunks back once. */
+    /**
+     * Reserves {@code bytes} against the limit. The pool catches the exception, gives free memory
+     * back, and tries once more before its user sees it.
+     */
     private void reserve(long bytes) {
-        if (!tryReserve(bytes) && (reclaimer.getAsLong() == 0 || !tryReserve(bytes))) {
-            long current = reserved.get();
-            PoolEvents.limitExceeded(poolName, limit, current, bytes);
-            throw Errors.limit(poolName, limit, current, bytes);
-        }
-    }
-
-    private boolean tryReserve(long bytes) {
         for (long current = reserved.get(); ; current = reserved.get()) {
             if (bytes > limit - current) {
-                return false;
+                throw Errors.limit(poolName, limit, current, bytes);
             }
             if (reserved.compareAndSet(current, current + bytes)) {
-                return true;
+                return;
             }
         }
     }

@@ -317,7 +317,7 @@ final class PoolArena {
      */
     List<PoolChunk> takeEmptyChunks(long emptyBeforeNanos) {
         List<PoolChunk> taken = new ArrayList<>();
-        lock.lock(); // reentrant: tryTakeEmptyChunks holds it already
+        lock.lock();
         try {
             PoolChunk chunk = empty.head();
             while (chunk != null) {
@@ -379,18 +379,6 @@ final class PoolArena {
                 }
             }
             return bytes;
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /** Takes this arena's empty chunks if its lock is free now; for a reservation at the limit. */
-    List<PoolChunk> tryTakeEmptyChunks() {
-        if (!lock.tryLock()) {
-            return List.of();
-        }
-        try {
-            return takeEmptyChunks(Long.MAX_VALUE);
         } finally {
             lock.unlock();
         }

@@ -91,7 +91,6 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         this.threadLocalCaches = b.threadLocalCaches && cacheConfig.enabled();
         this.decay = b.decay;
         this.leaks = new LeakTracker(b.leakDetection != null ? b.leakDetection : LeakDetection.fromSystemProperty());
-        this.memory.reclaimer(this::reclaimForLimit);
         this.mxBean = b.jmx ? PoolMXBean.register(this) : null;
         long period = Math.clamp(decay.toNanos() / 4, MIN_DECAY_PERIOD_NANOS, MAX_DECAY_PERIOD_NANOS);
         this.decayTask = DECAY.scheduleWithFixedDelay(new DecayTask(this), period, period, TimeUnit.NANOSECONDS);
@@ -157,18 +156,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         }
     }
 
-    /** At the limit: releases the empty chunks of every arena whose lock is free; returns the bytes. */
-    private long reclaimForLimit() {
-        long released = 0;
-        for (PoolArena arena : arenas) {
-            for (PoolChunk chunk : arena.tryTakeEmptyChunks()) {
-                if (memory.releaseChunk(chunk, "limit")) {
-                    released += chunkSize;
-                }
-            }
-        }
-        return released;
-    }
+
 
     /** Two arenas per processor, but no more than a memory limit can give a chunk and some room each. */
     static int defaultArenas(long maxMemory, int chunkSize) {
@@ -206,7 +194,11 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         return segment;
     }
 
-    /** Allocates a unit handed out in {@code state}: LIVE for users, ARENA (zeroed) for pooled arenas. */
+    /**
+     * Allocates a unit handed out in {@code state}: LIVE for users, ARENA (zeroed) for pooled arenas.
+     * At the memory limit, gives back what the pool can (this thread's cache, idle subpages, empty
+     * chunks) and tries once more.
+     */
     MemorySegment allocate(long byteSize, long byteAlignment, byte state) {
         if (byteSize < 0) {
             throw Errors.badSize(byteSize);
@@ -215,6 +207,22 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
             throw Errors.badAlignment(byteAlignment);
         }
         ensureOpen();
+        try {
+            return allocateChecked(byteSize, byteAlignment, state);
+        } catch (MemoryLimitExceededException first) {
+            if (releaseFree("limit", false) > 0) {
+                try {
+                    return allocateChecked(byteSize, byteAlignment, state);
+                } catch (MemoryLimitExceededException second) {
+                    first = second;
+                }
+            }
+            PoolEvents.limitExceeded(name, first.limitBytes(), first.reservedBytes(), first.requestedBytes());
+            throw first;
+        }
+    }
+
+    private MemorySegment allocateChecked(long byteSize, long byteAlignment, byte state) {
         int sizeIndex;
         int alignPages = 1;
         if (byteAlignment <= SizeClasses.QUANTUM) {
@@ -462,19 +470,31 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      */
     public long trim() {
         ensureOpen();
+        return releaseFree("trim", memory.mapped);
+    }
+
+    /**
+     * Gives back the calling thread's cache entries, idle subpages and empty chunks and, if
+     * {@code purge}, the free pages of chunks in use; returns the bytes released (for the limit: bytes
+     * unreserved plus cache entries flushed, so that any progress allows a retry).
+     */
+    private long releaseFree(String reason, boolean purge) {
+        long released = 0;
         PoolThreadCache cache = existingCache();
         if (cache != null) {
-            cache.flush();
+            long cached = cache.cachedBytes();
+            if (cache.flush() && !purge) {
+                released += cached;
+            }
         }
-        long released = 0;
         for (PoolArena arena : arenas) {
             arena.releaseIdleSubpages(Long.MAX_VALUE);
             for (PoolChunk chunk : arena.takeEmptyChunks(Long.MAX_VALUE)) {
-                if (memory.releaseChunk(chunk, "trim")) {
+                if (memory.releaseChunk(chunk, reason)) {
                     released += chunkSize;
                 }
             }
-            if (memory.mapped) {
+            if (purge) {
                 released += arena.purge(true);
             }
         }

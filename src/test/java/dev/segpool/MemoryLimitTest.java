@@ -1,0 +1,150 @@
+package dev.segpool;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+
+/** {@code maxMemory}: the hard limit on reserved bytes. */
+class MemoryLimitTest {
+    private static final int CHUNK = 1 << 16;
+
+    @Test
+    void limit_isNeverCrossed_whileThreadsRace() throws Exception {
+        long limit = 16L * CHUNK;
+        try (SegmentPool pool = SegmentPool.builder().name("racing-limit").pageSize(4096).chunkSize(CHUNK).arenas(4)
+                .maxMemory(limit).build()) {
+            AtomicBoolean running = new AtomicBoolean(true);
+            AtomicLong highest = new AtomicLong();
+            AtomicLong refused = new AtomicLong();
+            Thread monitor = Thread.ofPlatform().start(() -> {
+                while (running.get()) {
+                    highest.accumulateAndGet(pool.metrics().reservedBytes(), Math::max);
+                }
+            });
+            CountDownLatch start = new CountDownLatch(1);
+            List<Thread> workers = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                int seed = t;
+                workers.add(Thread.ofPlatform().start(() -> {
+                    SplittableRandom random = new SplittableRandom(seed);
+                    List<MemorySegment> live = new ArrayList<>();
+                    try {
+                        start.await();
+                    } catch (InterruptedException e) {
+                        throw new AssertionError(e);
+                    }
+                    for (int i = 0; i < 3000; i++) {
+                        if (!live.isEmpty() && (live.size() > 40 || random.nextInt(3) == 0)) {
+                            MemorySegment s = live.remove(random.nextInt(live.size()));
+                            assertEquals((byte) s.byteSize(), s.get(ValueLayout.JAVA_BYTE, s.byteSize() - 1));
+                            pool.free(s);
+                            continue;
+                        }
+                        long size = switch (random.nextInt(3)) {
+                            case 0 -> 1 + random.nextInt(4000);
+                            case 1 -> 16_384 + random.nextInt(CHUNK - 16_384);
+                            default -> CHUNK + 1 + random.nextInt(3 * CHUNK); // huge
+                        };
+                        try {
+                            MemorySegment s = pool.allocate(size);
+                            s.set(ValueLayout.JAVA_BYTE, size - 1, (byte) size);
+                            live.add(s);
+                        } catch (MemoryLimitExceededException e) {
+                            refused.incrementAndGet();
+                        }
+                    }
+                    live.forEach(pool::free);
+                    pool.trimCurrentThreadCache();
+                }));
+            }
+            start.countDown();
+            for (Thread w : workers) {
+                w.join();
+            }
+            running.set(false);
+            monitor.join();
+            assertTrue(highest.get() <= limit, "reserved " + highest.get() + " crossed the limit " + limit);
+            assertTrue(refused.get() > 0, "the workload should have hit the limit");
+            assertEquals(0, pool.metrics().activeBytes());
+            assertTrue(pool.arenas()[0].checkConsistency());
+            MemorySegment after = pool.allocate(CHUNK / 2); // still usable
+            pool.free(after);
+        }
+    }
+
+    @Test
+    void limitExceeded_messageNamesLimitUseAndRequest_andChangesNothing() {
+        try (SegmentPool pool = SegmentPool.builder().name("capped").pageSize(4096).chunkSize(CHUNK)
+                .maxMemory(2L * CHUNK).build()) {
+            MemorySegment a = pool.allocate(CHUNK);
+            MemorySegment b = pool.allocate(CHUNK / 2);
+            PoolMetrics before = pool.metrics();
+            MemoryLimitExceededException e = assertThrows(MemoryLimitExceededException.class,
+                    () -> pool.allocate(CHUNK + 1));
+            assertTrue(e.getMessage().contains("'capped'"), e.getMessage());
+            assertTrue(e.getMessage().contains("limit (maxMemory) is " + 2 * CHUNK), e.getMessage());
+            assertTrue(e.getMessage().contains("holds " + 2 * CHUNK), e.getMessage());
+            assertTrue(e.getMessage().contains("reserve " + (CHUNK + 1)), e.getMessage());
+            assertEquals(2L * CHUNK, e.limitBytes());
+            assertEquals(2L * CHUNK, e.reservedBytes());
+            assertEquals(CHUNK + 1, e.requestedBytes());
+            assertEquals(before.reservedBytes(), pool.metrics().reservedBytes());
+            assertEquals(before.activeBytes(), pool.metrics().activeBytes());
+            pool.free(a);
+            pool.free(b);
+            pool.free(pool.allocate(CHUNK + 1)); // room again: empty chunks are given back first
+            assertTrue(pool.metrics().reservedBytes() <= 2L * CHUNK);
+        }
+    }
+
+    @Test
+    void smallLimit_shrinksDefaultArenas_andPoolStaysUsable() {
+        assertEquals(1, SegmentPool.defaultArenas(4L << 20, 4 << 20));
+        assertTrue(SegmentPool.defaultArenas(Long.MAX_VALUE, 4 << 20) >= 1);
+        try (SegmentPool pool = SegmentPool.builder().maxMemory(4 << 20).build()) {
+            assertEquals(1, pool.arenas().length);
+            List<MemorySegment> live = new ArrayList<>();
+            for (int i = 0; i < 100; i++) {
+                live.add(pool.allocate(30_000));
+            }
+            live.forEach(pool::free);
+        }
+    }
+
+    @Test
+    void emptyChunksOfOtherArenas_areGivenBackAtTheLimit() throws Exception {
+        try (SegmentPool pool = SegmentPool.builder().pageSize(4096).chunkSize(CHUNK).arenas(2)
+                .maxMemory(2L * CHUNK).threadLocalCaches(false).build()) {
+            // Two threads without caches land on the two arenas (by thread id); each leaves an empty chunk.
+            for (int t = 0; t < 4; t++) {
+                Thread thread = Thread.ofPlatform().start(() -> pool.free(pool.allocate(CHUNK / 2)));
+                thread.join();
+            }
+            assertEquals(2L * CHUNK, pool.metrics().reservedBytes());
+            MemorySegment whole = pool.allocate(2L * CHUNK - 4096); // huge: needs both chunks' room
+            assertEquals(2L * CHUNK - 4096, pool.metrics().reservedBytes());
+            pool.free(whole);
+        }
+    }
+
+    @Test
+    void maxMemory_badValues_areRejected() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> SegmentPool.builder().maxMemory(0));
+        assertTrue(e.getMessage().startsWith("maxMemory must be"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> SegmentPool.builder().maxMemory(-5));
+        e = assertThrows(IllegalArgumentException.class,
+                () -> SegmentPool.builder().chunkSize(4 << 20).maxMemory(1 << 20).build());
+        assertTrue(e.getMessage().contains("maxMemory") && e.getMessage().contains("chunkSize"), e.getMessage());
+    }
+}
