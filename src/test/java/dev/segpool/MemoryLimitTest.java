@@ -12,6 +12,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
 /** {@code maxMemory}: the hard limit on reserved bytes. */
@@ -24,6 +25,7 @@ class MemoryLimitTest {
         try (SegmentPool pool = SegmentPool.builder().name("racing-limit").pageSize(4096).chunkSize(CHUNK).arenas(4)
                 .maxMemory(limit).build()) {
             AtomicBoolean running = new AtomicBoolean(true);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
             AtomicLong highest = new AtomicLong();
             AtomicLong refused = new AtomicLong();
             Thread monitor = Thread.ofPlatform().start(() -> {
@@ -35,7 +37,7 @@ class MemoryLimitTest {
             List<Thread> workers = new ArrayList<>();
             for (int t = 0; t < 4; t++) {
                 int seed = t;
-                workers.add(Thread.ofPlatform().start(() -> {
+                workers.add(Thread.ofPlatform().uncaughtExceptionHandler((thread, e) -> failure.compareAndSet(null, e)).start(() -> {
                     SplittableRandom random = new SplittableRandom(seed);
                     List<MemorySegment> live = new ArrayList<>();
                     try {
@@ -73,6 +75,9 @@ class MemoryLimitTest {
             }
             running.set(false);
             monitor.join();
+            if (failure.get() != null) {
+                throw new AssertionError("a worker failed", failure.get());
+            }
             assertTrue(highest.get() <= limit, "reserved " + highest.get() + " crossed the limit " + limit);
             assertTrue(refused.get() > 0, "the workload should have hit the limit");
             assertEquals(0, pool.metrics().activeBytes());
@@ -124,14 +129,17 @@ class MemoryLimitTest {
     @Test
     void emptyChunksOfOtherArenas_areGivenBackAtTheLimit() throws Exception {
         try (SegmentPool pool = SegmentPool.builder().pageSize(4096).chunkSize(CHUNK).arenas(2)
-                .maxMemory(2L * CHUNK).threadLocalCaches(false).build()) {
-            // Two threads without caches land on the two arenas (by thread id); each leaves an empty chunk.
-            for (int t = 0; t < 4; t++) {
-                Thread thread = Thread.ofPlatform().start(() -> pool.free(pool.allocate(CHUNK / 2)));
-                thread.join();
-            }
-            assertEquals(2L * CHUNK, pool.metrics().reservedBytes());
-            MemorySegment whole = pool.allocate(2L * CHUNK - 4096); // huge: needs both chunks' room
+                .maxMemory(2L * CHUNK).build()) {
+            // This thread's cache binds to arena 0; while it lives, the other thread's binds to arena 1.
+            // 40,000 bytes is a normal class above maxCachedSize, so each free goes back to its chunk.
+            pool.free(pool.allocate(40_000));
+            Thread other = Thread.ofPlatform().start(() -> pool.free(pool.allocate(40_000)));
+            other.join();
+            PoolMetrics m = pool.metrics();
+            assertEquals(2L * CHUNK, m.reservedBytes());
+            assertEquals(1, m.arenas().get(0).chunks());
+            assertEquals(1, m.arenas().get(1).chunks());
+            MemorySegment whole = pool.allocate(2L * CHUNK - 4096); // huge: needs the room of both chunks
             assertEquals(2L * CHUNK - 4096, pool.metrics().reservedBytes());
             pool.free(whole);
         }
