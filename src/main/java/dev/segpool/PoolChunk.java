@@ -315,14 +315,14 @@ final class PoolChunk {
             if (subpage == null) {
                 throw Errors.notLive(arena.poolName, address, false);
             }
-            long inRun = offset - ((long) runOffset << pageShifts);
-            long index = inRun / subpage.elementSize;
+            int inRun = (int) (offset - ((long) runOffset << pageShifts)); // a subpage run is at most 7 pages
+            int index = inRun / subpage.elementSize;
             if (index * subpage.elementSize != inRun || index >= subpage.maxElements) {
-                throw Errors.interior(arena.poolName, address, base + subpage.elementOffset((int) index),
+                throw Errors.interior(arena.poolName, address, base + subpage.elementOffset(index),
                         subpage.elementSize);
             }
-            checkClaimed(UnitState.claim(subpage.states, (int) index, expected), expected, address);
-            return Handle.element(subpage.runHandle, (int) index);
+            checkClaimed(UnitState.claim(subpage.states, index, expected), expected, address);
+            return Handle.element(subpage.runHandle, index);
         }
         if (Handle.runOffset(handle) != page || (offset & ((1L << pageShifts) - 1)) != 0) {
             throw Errors.interior(arena.poolName, address, base + ((long) Handle.runOffset(handle) << pageShifts),
