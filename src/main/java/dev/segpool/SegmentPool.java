@@ -163,7 +163,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         PoolChunk chunk = registry.find(address);
         if (chunk == null) {
             if (!memory.freeHuge(address)) {
-                throw Errors.foreign(name, address);
+                throw memory.notHuge(address);
             }
             return;
         }
