@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
@@ -148,6 +149,21 @@ final class NativeMemory {
         reserved.addAndGet(-h.byteSize);
         hugeDeallocations.increment();
         return true;
+    }
+
+    /**
+     * Why {@code address}, which is in no chunk, cannot be freed: it points inside a live huge
+     * allocation, or it is not this pool's. Walks the huge allocations; only on the error path.
+     */
+    IllegalArgumentException notHuge(long address) {
+        for (Map.Entry<Long, Huge> entry : huge.entrySet()) {
+            long start = entry.getKey();
+            long byteSize = entry.getValue().byteSize();
+            if (address > start && address - start < byteSize) {
+                return Errors.interior(poolName, address, start, byteSize);
+            }
+        }
+        return Errors.foreign(poolName, address);
     }
 
     /** The huge allocations not freed yet. */

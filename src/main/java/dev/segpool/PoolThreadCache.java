@@ -145,7 +145,7 @@ final class PoolThreadCache {
             return false;
         }
         if (stack.size == stack.capacity) {
-            giveBack(stack, stack.capacity >>> 1);
+            giveBack(stack, (stack.capacity + 1) >>> 1); // at least one, so a stack of one has room
         }
         stack.chunks[stack.size] = chunk;
         stack.handles[stack.size] = handle;

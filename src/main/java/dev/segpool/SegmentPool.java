@@ -210,7 +210,9 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         try {
             return allocateChecked(byteSize, byteAlignment, state);
         } catch (MemoryLimitExceededException first) {
-            if (releaseFree("limit", false) > 0) {
+            long reserved = memory.reservedBytes();
+            releaseFree("limit", false);
+            if (memory.reservedBytes() < reserved) {
                 try {
                     return allocateChecked(byteSize, byteAlignment, state);
                 } catch (MemoryLimitExceededException second) {
@@ -274,7 +276,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         PoolChunk chunk = registry.find(address);
         if (chunk == null) {
             if (!memory.freeHuge(address, UnitState.LIVE)) {
-                throw Errors.foreign(name, address);
+                throw memory.notHuge(address);
             }
         } else {
             giveBack(chunk, chunk.claim(address, UnitState.LIVE), true);
@@ -475,18 +477,14 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
 
     /**
      * Gives back the calling thread's cache entries, idle subpages and empty chunks and, if
-     * {@code purge}, the free pages of chunks in use; returns the bytes released (for the limit: bytes
-     * unreserved plus cache entries flushed, so that any progress allows a retry).
+     * {@code purge}, the free pages of chunks in use; returns the native bytes released.
      */
     private long releaseFree(String reason, boolean purge) {
-        long released = 0;
         PoolThreadCache cache = existingCache();
         if (cache != null) {
-            long cached = cache.cachedBytes();
-            if (cache.flush() && !purge) {
-                released += cached;
-            }
+            cache.flush();
         }
+        long released = 0;
         for (PoolArena arena : arenas) {
             arena.releaseIdleSubpages(Long.MAX_VALUE);
             for (PoolChunk chunk : arena.takeEmptyChunks(Long.MAX_VALUE)) {

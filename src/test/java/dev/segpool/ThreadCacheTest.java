@@ -1,0 +1,459 @@
+package dev.segpool;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.Test;
+
+/** Thread caches: binding, flushing, trimming, release at thread end, and their metrics. */
+class ThreadCacheTest {
+    private static final int PAGE = 4096;
+    private static final int CHUNK = 65536;
+    private static final long DEADLINE_NANOS = 10_000_000_000L;
+
+    private static SegmentPool.Builder smallPool() {
+        return SegmentPool.builder().pageSize(PAGE).chunkSize(CHUNK);
+    }
+
+    /** Runs {@code task} on a new platform thread and waits for it; rethrows what it threw. */
+    private static void onNewThread(Runnable task) throws InterruptedException {
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread thread = Thread.ofPlatform().start(() -> {
+            try {
+                task.run();
+            } catch (Throwable t) {
+                failure.set(t);
+            }
+        });
+        thread.join();
+        if (failure.get() != null) {
+            throw new AssertionError("thread failed", failure.get());
+        }
+    }
+
+    /** Polls {@code condition}, asking for garbage collection between polls, until it holds or 10 s pass. */
+    private static boolean awaitWithGc(BooleanSupplier condition) throws InterruptedException {
+        long start = System.nanoTime();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() - start > DEADLINE_NANOS) {
+                return false;
+            }
+            System.gc();
+            Thread.sleep(10);
+        }
+        return true;
+    }
+
+    private static long usedElementsOf(SegmentPool pool, int elementSize) {
+        return pool.metrics().arenas().stream().flatMap(a -> a.sizeClasses().stream())
+                .filter(c -> c.elementSize() == elementSize).mapToLong(PoolMetrics.SizeClassMetrics::usedElements).sum();
+    }
+
+    // ---- metrics ----
+
+    @Test
+    void cachedUnits_areCountedInCachedBytes_notInActiveBytes() throws InterruptedException {
+        try (SegmentPool pool = smallPool().arenas(1).build()) {
+            onNewThread(() -> {
+                MemorySegment segment = pool.allocate(64);
+                PoolMetrics m = pool.metrics();
+                assertEquals(64, m.activeBytes(), "only the handed-out element is active");
+                assertTrue(m.cachedBytes() > 0, "a refill leaves elements in the cache");
+                assertEquals(1, m.threadCaches());
+                assertEquals(1, m.cacheMisses());
+                assertEquals(m.reservedBytes(), m.activeBytes() + m.cachedBytes() + m.freeBytes());
+                pool.free(segment);
+                pool.free(pool.allocate(64));
+                PoolMetrics after = pool.metrics();
+                assertEquals(0, after.activeBytes());
+                assertEquals(1, after.cacheHits());
+                assertEquals(m.cachedBytes() + 64, after.cachedBytes());
+                assertTrue(pool.trimCurrentThreadCache());
+                assertEquals(0, pool.metrics().cachedBytes());
+            });
+        }
+    }
+
+    // ---- trimCurrentThreadCache ----
+
+    @Test
+    void trimCurrentThreadCache_isTrueOnlyWhenTheCacheHeldSomething() throws InterruptedException {
+        try (SegmentPool pool = smallPool().build()) {
+            onNewThread(() -> {
+                assertFalse(pool.trimCurrentThreadCache(), "no cache yet");
+                assertEquals(0, pool.metrics().threadCaches(), "trimming does not create a cache");
+                MemorySegment segment = pool.allocate(100);
+                assertTrue(pool.trimCurrentThreadCache(), "refill leftovers");
+                assertFalse(pool.trimCurrentThreadCache(), "already empty");
+                pool.free(segment);
+                assertTrue(pool.trimCurrentThreadCache(), "the freed element");
+                assertFalse(pool.trimCurrentThreadCache());
+                MemorySegment huge = pool.allocate(CHUNK + 1);
+                pool.free(huge);
+                assertFalse(pool.trimCurrentThreadCache(), "huge allocations are never cached");
+            });
+        }
+    }
+
+    @Test
+    void trimCurrentThreadCache_onAVirtualThreadOrWithCachesOff_isFalse() throws InterruptedException {
+        try (SegmentPool pool = smallPool().build()) {
+            Thread.ofVirtual().start(() -> {
+                pool.free(pool.allocate(100));
+                assertFalse(pool.trimCurrentThreadCache());
+            }).join();
+            assertEquals(0, pool.metrics().threadCaches());
+        }
+        try (SegmentPool pool = smallPool().smallCacheSize(0).normalCacheSize(0).build()) {
+            onNewThread(() -> {
+                pool.free(pool.allocate(100));
+                pool.free(pool.allocate(20_000));
+                assertFalse(pool.trimCurrentThreadCache());
+                assertEquals(0, pool.metrics().threadCaches());
+            });
+        }
+    }
+
+    // ---- stack limits and periodic trim ----
+
+    @Test
+    void fullStack_givesItsOlderHalfBackToTheArena() throws InterruptedException {
+        try (SegmentPool pool = smallPool().arenas(1).smallCacheSize(8).build()) {
+            onNewThread(() -> {
+                List<MemorySegment> segments = new ArrayList<>();
+                for (int i = 0; i < 9; i++) {
+                    segments.add(pool.allocate(16));
+                }
+                pool.trimCurrentThreadCache();
+                assertEquals(9, usedElementsOf(pool, 16));
+                for (int i = 0; i < 8; i++) {
+                    pool.free(segments.get(i));
+                }
+                assertEquals(8 * 16, pool.metrics().cachedBytes(), "8 entries fill the stack");
+                assertEquals(9, usedElementsOf(pool, 16));
+                pool.free(segments.get(8)); // full: 4 go back, then it is pushed
+                assertEquals(5 * 16, pool.metrics().cachedBytes());
+                assertEquals(5, usedElementsOf(pool, 16), "the arena got 4 back");
+                assertEquals(0, pool.metrics().activeBytes());
+            });
+        }
+    }
+
+    @Test
+    void stackOfOneEntry_whenFull_stillTakesTheFreedUnit() throws InterruptedException {
+        try (SegmentPool pool = smallPool().arenas(1).smallCacheSize(1).normalCacheSize(1).build()) {
+            onNewThread(() -> {
+                for (long size : new long[] {16, 20_000}) {
+                    MemorySegment a = pool.allocate(size);
+                    MemorySegment b = pool.allocate(size);
+                    pool.free(a);
+                    pool.free(b); // the stack of one is full
+                    assertEquals(0, pool.metrics().activeBytes());
+                    assertEquals(pool.sizeClasses().size(pool.sizeClasses().sizeIndex(size)),
+                            pool.metrics().cachedBytes());
+                    assertTrue(pool.trimCurrentThreadCache());
+                }
+                assertTrue(pool.arenas()[0].checkConsistency());
+            });
+        }
+    }
+
+    @Test
+    void periodicTrim_givesBackEntriesUnusedForATrimInterval() throws InterruptedException {
+        for (int interval : new int[] {16, 8192}) {
+            try (SegmentPool pool = smallPool().arenas(1).cacheTrimInterval(interval).build()) {
+                onNewThread(() -> {
+                    List<MemorySegment> segments = new ArrayList<>();
+                    for (int i = 0; i < 10; i++) {
+                        segments.add(pool.allocate(1024));
+                    }
+                    segments.forEach(pool::free);
+                    assertTrue(usedElementsOf(pool, 1024) >= 10, "the freed elements sit in the cache");
+                    // keep allocating another class: two trims pass without a 1024-byte allocation
+                    for (int i = 0; i < 40; i++) {
+                        pool.free(pool.allocate(16));
+                    }
+                    if (interval == 16) {
+                        assertEquals(0, usedElementsOf(pool, 1024), "unused entries went back");
+                    } else {
+                        assertTrue(usedElementsOf(pool, 1024) >= 10, "no trim yet");
+                    }
+                    assertEquals(0, pool.metrics().activeBytes());
+                });
+            }
+        }
+    }
+
+    @Test
+    void periodicTrim_keepsEntriesThatAreInUse() throws InterruptedException {
+        try (SegmentPool pool = smallPool().arenas(1).cacheTrimInterval(16).build()) {
+            onNewThread(() -> {
+                for (int i = 0; i < 100; i++) {
+                    pool.free(pool.allocate(16));
+                }
+                assertTrue(pool.metrics().cachedBytes() >= 16, "a class in steady use keeps cached entries");
+                assertTrue(pool.metrics().cacheHits() > 90);
+            });
+        }
+    }
+
+    @Test
+    void cacheSettingsOfZero_disableCaching() throws InterruptedException {
+        try (SegmentPool pool = smallPool().smallCacheSize(0).normalCacheSize(0).build()) {
+            onNewThread(() -> {
+                pool.free(pool.allocate(16));
+                pool.free(pool.allocate(16_384));
+                assertEquals(0, pool.metrics().threadCaches());
+                assertEquals(0, pool.metrics().cachedBytes());
+            });
+            pool.runWithThreadCache(() -> assertEquals(0, pool.metrics().threadCaches(), "no scoped cache either"));
+        }
+        try (SegmentPool pool = smallPool().maxCachedSize(0).build()) {
+            onNewThread(() -> {
+                pool.free(pool.allocate(16));
+                assertEquals(0, pool.metrics().threadCaches());
+                assertEquals(0, pool.metrics().cachedBytes());
+            });
+        }
+        try (SegmentPool pool = smallPool().smallCacheSize(0).build()) {
+            onNewThread(() -> {
+                pool.free(pool.allocate(16));
+                assertEquals(0, pool.metrics().cachedBytes(), "small classes not cached");
+                pool.free(pool.allocate(16_384));
+                assertEquals(16_384, pool.metrics().cachedBytes(), "normal classes still cached");
+            });
+        }
+        try (SegmentPool pool = smallPool().maxCachedSize(1024).build()) {
+            onNewThread(() -> {
+                pool.free(pool.allocate(1025));
+                assertEquals(0, pool.metrics().cachedBytes(), "classes above maxCachedSize not cached");
+                pool.free(pool.allocate(1024));
+                assertTrue(pool.metrics().cachedBytes() >= 1024);
+            });
+        }
+    }
+
+    // ---- binding ----
+
+    @Test
+    void newCaches_bindToTheArenaWithTheFewestCaches() throws InterruptedException {
+        try (SegmentPool pool = smallPool().arenas(4).build()) {
+            CountDownLatch done = new CountDownLatch(1);
+            List<Thread> threads = new ArrayList<>();
+            for (int i = 0; i < 4; i++) {
+                CountDownLatch bound = new CountDownLatch(1);
+                threads.add(Thread.ofPlatform().start(() -> {
+                    pool.free(pool.allocate(16));
+                    bound.countDown();
+                    try {
+                        done.await();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }));
+                bound.await();
+            }
+            for (PoolMetrics.ArenaMetrics arena : pool.metrics().arenas()) {
+                assertEquals(1, arena.threadCaches(), "arena " + arena.index());
+            }
+            done.countDown();
+            for (Thread thread : threads) {
+                thread.join();
+            }
+        }
+    }
+
+    @Test
+    void threadEnd_givesItsCachedMemoryBack_withoutFinalize() throws InterruptedException {
+        try (SegmentPool pool = smallPool().arenas(2).build()) {
+            int threads = 8;
+            CountDownLatch allCached = new CountDownLatch(threads);
+            CountDownLatch finish = new CountDownLatch(1);
+            List<Thread> started = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int seed = t;
+                started.add(Thread.ofPlatform().start(() -> {
+                    SplittableRandom random = new SplittableRandom(seed);
+                    List<MemorySegment> live = new ArrayList<>();
+                    for (int i = 0; i < 300; i++) {
+                        live.add(pool.allocate(random.nextInt(0, 20_000)));
+                        if (live.size() > 20) {
+                            pool.free(live.remove(random.nextInt(live.size())));
+                        }
+                    }
+                    live.forEach(pool::free);
+                    allCached.countDown();
+                    try {
+                        finish.await();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }));
+            }
+            allCached.await();
+            PoolMetrics during = pool.metrics();
+            assertEquals(threads, during.threadCaches());
+            assertTrue(during.cachedBytes() > 0);
+            assertEquals(0, during.activeBytes());
+            assertEquals(threads, pool.arenas()[0].boundCaches.get() + pool.arenas()[1].boundCaches.get());
+            finish.countDown();
+            for (Thread thread : started) {
+                thread.join();
+            }
+            started.clear();
+            assertTrue(awaitWithGc(() -> pool.metrics().threadCaches() == 0),
+                    "caches of ended threads still live: " + pool.metrics().threadCaches());
+            PoolMetrics after = pool.metrics();
+            assertEquals(0, after.cachedBytes());
+            assertEquals(0, after.activeBytes());
+            assertEquals(after.reservedBytes(), after.freeBytes());
+            assertEquals(0, pool.arenas()[0].boundCaches.get());
+            assertEquals(0, pool.arenas()[1].boundCaches.get());
+            assertTrue(after.cacheHits() + after.cacheMisses() > 0, "counts of released caches are kept");
+        }
+    }
+
+    // ---- scoped caches and virtual threads ----
+
+    @Test
+    void runWithThreadCache_usesAScopedCache_andFlushesItWhenTheTaskEnds() throws InterruptedException {
+        try (SegmentPool pool = smallPool().threadLocalCaches(false).build()) {
+            onNewThread(() -> {
+                pool.free(pool.allocate(64));
+                assertEquals(0, pool.metrics().threadCaches(), "no thread-local cache");
+                pool.runWithThreadCache(() -> {
+                    pool.free(pool.allocate(64));
+                    pool.free(pool.allocate(20_000));
+                    PoolMetrics inside = pool.metrics();
+                    assertEquals(1, inside.threadCaches());
+                    assertTrue(inside.cachedBytes() >= 64 + 20_480);
+                    pool.runWithThreadCache(() -> assertEquals(1, pool.metrics().threadCaches(), "nested: same cache"));
+                });
+                PoolMetrics after = pool.metrics();
+                assertEquals(0, after.threadCaches());
+                assertEquals(0, after.cachedBytes());
+                assertEquals(0, after.activeBytes());
+            });
+        }
+    }
+
+    @Test
+    void callWithThreadCache_returnsTheResult_andFlushesTheCache() throws Exception {
+        try (SegmentPool pool = smallPool().build()) {
+            Thread.ofVirtual().start(() -> {
+                try {
+                    long address = pool.callWithThreadCache(() -> {
+                        MemorySegment segment = pool.allocate(300);
+                        pool.free(segment);
+                        assertTrue(pool.trimCurrentThreadCache(), "a virtual thread in a task has a cache");
+                        return segment.address();
+                    });
+                    assertTrue(address != 0);
+                } catch (Exception e) {
+                    throw new AssertionError(e);
+                }
+            }).join();
+            assertEquals(0, pool.metrics().threadCaches());
+            assertEquals(0, pool.metrics().cachedBytes());
+        }
+    }
+
+    @Test
+    void manyVirtualThreads_withoutBinding_getNoCacheEach() throws InterruptedException {
+        try (SegmentPool pool = smallPool().build()) {
+            AtomicInteger maxCaches = new AtomicInteger();
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor()) {
+                for (int i = 0; i < 100_000; i++) {
+                    int id = i;
+                    executor.execute(() -> {
+                        try {
+                            MemorySegment segment = pool.allocate(id % 3000);
+                            Patterns.fill(segment, id);
+                            Patterns.verify(segment, id);
+                            pool.free(segment);
+                            if (id % 5000 == 0) {
+                                maxCaches.accumulateAndGet(pool.metrics().threadCaches(), Math::max);
+                            }
+                        } catch (Throwable t) {
+                            failure.compareAndSet(null, t);
+                        }
+                    });
+                }
+            }
+            assertNull(failure.get());
+            PoolMetrics after = pool.metrics();
+            assertEquals(0, maxCaches.get());
+            assertEquals(0, after.threadCaches());
+            assertEquals(0, after.cachedBytes());
+            assertEquals(0, after.activeBytes());
+            Thread.ofVirtual().start(() -> pool.runWithThreadCache(() -> {
+                pool.free(pool.allocate(64));
+                assertEquals(1, pool.metrics().threadCaches(), "inside the task the virtual thread has a cache");
+                assertTrue(pool.metrics().cachedBytes() > 0);
+            })).join();
+            assertEquals(0, pool.metrics().threadCaches());
+        }
+    }
+
+    // ---- cross-thread frees ----
+
+    @Test
+    void producerConsumer_everyFreeOnAnotherThread_contentsIntact_andBalancedAtTheEnd() throws InterruptedException {
+        try (SegmentPool pool = smallPool().arenas(2).build()) {
+            int items = 20_000;
+            BlockingQueue<MemorySegment> queue = new ArrayBlockingQueue<>(128);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread producer = Thread.ofPlatform().start(() -> {
+                try {
+                    SplittableRandom random = new SplittableRandom(11);
+                    for (int id = 0; id < items; id++) {
+                        MemorySegment segment = pool.allocate(random.nextInt(0, 40_000));
+                        Patterns.fill(segment, id);
+                        queue.put(segment);
+                    }
+                    pool.trimCurrentThreadCache();
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                }
+            });
+            Thread consumer = Thread.ofPlatform().start(() -> {
+                try {
+                    for (int id = 0; id < items; id++) {
+                        MemorySegment segment = queue.take();
+                        Patterns.verify(segment, id);
+                        pool.free(segment);
+                    }
+                    pool.trimCurrentThreadCache();
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                }
+            });
+            producer.join();
+            consumer.join();
+            assertNull(failure.get());
+            PoolMetrics after = pool.metrics();
+            assertEquals(0, after.activeBytes());
+            assertEquals(0, after.cachedBytes());
+            assertEquals(after.reservedBytes(), after.freeBytes());
+            assertTrue(after.cacheHits() > 0, "the producer's cache served allocations");
+            for (PoolArena arena : pool.arenas()) {
+                assertTrue(arena.checkConsistency());
+            }
+        }
+    }
+}
