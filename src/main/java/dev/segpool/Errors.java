@@ -58,8 +58,9 @@ final class Errors {
     }
 
     static IllegalArgumentException staleSegment(String pool, long address) {
-        return new IllegalArgumentException("segment at " + hex(address) + " is no longer alive: it was freed"
-                + " and its memory released (pool '" + pool + "')");
+        return new IllegalArgumentException("segment at " + hex(address) + " is no longer alive (the arena or"
+                + " pool it came from was closed, or it was freed and its memory released); pool '" + pool
+                + "' cannot take it back");
     }
 
     static IllegalStateException arenaClosed(String pool) {

@@ -39,8 +39,8 @@ import java.util.concurrent.atomic.LongAdder;
  *
  * <p>A bad {@link #free} (a segment this pool did not allocate, one already freed, or an address inside
  * an allocation) throws {@link IllegalArgumentException} and changes nothing. After {@link #close()},
- * every method throws {@link IllegalStateException}, and segments handed out earlier become
- * inaccessible instead of pointing at released memory.
+ * every method but {@link #name()} and {@code toString()} throws {@link IllegalStateException}, and
+ * segments handed out earlier become inaccessible instead of pointing at released memory.
  */
 public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();
@@ -585,7 +585,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * Releases all of the pool's native memory. Segments handed out earlier become inaccessible (their
      * chunk's scope is closed): an access throws {@link IllegalStateException} instead of reading freed
      * memory. Every later call on the pool, {@code close()} included, throws
-     * {@link IllegalStateException}.
+     * {@link IllegalStateException}, except {@link #name()} and {@code toString()}.
      */
     @Override
     public void close() {
