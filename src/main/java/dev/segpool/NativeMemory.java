@@ -72,25 +72,33 @@ final class NativeMemory {
         }
     }
 
-    /** {@code byteSize} bytes aligned to {@code alignment}, owned by {@code owner}, zeroed. */
-    private MemorySegment take(Arena owner, long byteSize, long alignment) {
-        return mapped ? OsMemory.map(byteSize, alignment, owner) : owner.allocate(byteSize, alignment);
-    }
-
     /** A new chunk for {@code arena}, registered for lookup by address. */
     PoolChunk allocateChunk(PoolArena arena) {
-        reserve(chunkSize);
         Arena memory = Arena.ofShared();
+        MemorySegment segment = acquire(memory, chunkSize, chunkSize);
+        PoolChunk chunk = new PoolChunk(arena, memory, segment);
+        registry.add(chunk);
+        chunksAllocated.increment();
+        PoolEvents.chunkAllocated(poolName, chunk, reserved.get());
+        return chunk;
+    }
+
+    /**
+     * Reserves {@code byteSize} bytes, then takes them, aligned, into {@code owner}; when either step
+     * fails, nothing stays reserved and {@code owner} is closed.
+     */
+    private MemorySegment acquire(Arena owner, long byteSize, long alignment) {
         try {
-            MemorySegment segment = take(memory, chunkSize, chunkSize);
-            PoolChunk chunk = new PoolChunk(arena, memory, segment);
-            registry.add(chunk);
-            chunksAllocated.increment();
-            PoolEvents.chunkAllocated(poolName, chunk, reserved.get());
-            return chunk;
+            reserve(byteSize);
+        } catch (RuntimeException e) {
+            owner.close();
+            throw e;
+        }
+        try {
+            return mapped ? OsMemory.map(byteSize, alignment, owner) : owner.allocate(byteSize, alignment);
         } catch (Throwable t) {
-            memory.close();
-            reserved.addAndGet(-chunkSize);
+            owner.close();
+            reserved.addAndGet(-byteSize);
             throw t;
         }
     }
@@ -110,22 +118,15 @@ final class NativeMemory {
         return true;
     }
 
-    /** A dedicated allocation, zeroed (the JDK zeroes what it allocates), handed out in {@code state}. */
+    /** A dedicated allocation, zeroed (the JDK and mmap zero what they give), handed out in {@code state}. */
     MemorySegment allocateHuge(long byteSize, long byteAlignment, byte state) {
-        reserve(byteSize);
         Arena memory = Arena.ofShared();
-        try {
-            MemorySegment segment = take(memory, byteSize, byteAlignment);
-            huge.put(segment.address(), new Huge(memory, byteSize, state));
-            hugeBytes.addAndGet(byteSize);
-            hugeAllocations.increment();
-            PoolEvents.hugeAllocated(poolName, segment.address(), byteSize);
-            return segment;
-        } catch (Throwable t) {
-            memory.close();
-            reserved.addAndGet(-byteSize);
-            throw t;
-        }
+        MemorySegment segment = acquire(memory, byteSize, byteAlignment);
+        huge.put(segment.address(), new Huge(memory, byteSize, state));
+        hugeBytes.addAndGet(byteSize);
+        hugeAllocations.increment();
+        PoolEvents.hugeAllocated(poolName, segment.address(), byteSize);
+        return segment;
     }
 
     /**
