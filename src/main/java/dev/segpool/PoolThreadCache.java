@@ -3,6 +3,7 @@ package dev.segpool;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.lang.ref.WeakReference;
 
 /**
  * A thread's own stock of free units, so that most allocate/free pairs take no lock: one LIFO stack
@@ -61,7 +62,12 @@ final class PoolThreadCache {
     private static final int REFILL_BYTES = 64 * 1024;
     private static final int MAX_REFILL = 32;
 
-    final SegmentPool pool;
+    /**
+     * Weak, because a thread-local cache is the value of the pool's {@code ThreadLocal} in its thread's
+     * map and the subject of a Cleaner action: a strong reference would keep the pool, and so the
+     * {@code ThreadLocal} key, reachable from every thread that ever used it, closed or not.
+     */
+    private final WeakReference<SegmentPool> pool;
     final PoolArena arena;
     final Thread owner;
     private final Stack[] stacks;
@@ -77,7 +83,7 @@ final class PoolThreadCache {
     private long misses;
 
     PoolThreadCache(SegmentPool pool, PoolArena arena, Thread owner, CacheConfig config) {
-        this.pool = pool;
+        this.pool = new WeakReference<>(pool);
         this.arena = arena;
         this.owner = owner;
         this.trimInterval = config.trimInterval();
@@ -195,13 +201,17 @@ final class PoolThreadCache {
 
     /**
      * Flushes and detaches the cache for good: at the end of a scoped task, or from the Cleaner after
-     * the owner thread ended. Nothing is flushed into a closed pool.
+     * the owner thread ended. Nothing is flushed into a closed pool, or into one that is gone.
      */
     void release() {
         if (released) {
             return;
         }
         released = true;
+        SegmentPool pool = this.pool.get();
+        if (pool == null) {
+            return;
+        }
         long bytes = cachedBytes();
         if (!pool.isClosed()) {
             flush();

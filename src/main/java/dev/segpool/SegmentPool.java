@@ -429,8 +429,11 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         return cache;
     }
 
-    /** A new cache for {@code owner}, bound to the arena with the fewest caches. */
-    private PoolThreadCache attach(Thread owner) {
+    /**
+     * A new cache for {@code owner}, bound to the arena with the fewest caches. Package-private so that
+     * the JCStress tests can create a cache owned by one thread and hand it to another.
+     */
+    PoolThreadCache attach(Thread owner) {
         PoolArena arena = arenas[0];
         for (PoolArena candidate : arenas) {
             if (candidate.boundCaches.get() < arena.boundCaches.get()) {
@@ -641,6 +644,14 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
 
     SizeClasses sizeClasses() {
         return sizeClasses;
+    }
+
+    /**
+     * The scoped value that binds caches of this pool; tests bind a cache owned by another thread with
+     * it, as a {@code StructuredTaskScope} fork inherits its parent's binding.
+     */
+    ScopedValue<PoolThreadCache> scopedCache() {
+        return scopedCache;
     }
 
     Duration decay() {
