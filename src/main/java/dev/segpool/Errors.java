@@ -62,6 +62,15 @@ final class Errors {
                 + " and its memory released (pool '" + pool + "')");
     }
 
+    static IllegalStateException arenaClosed(String pool) {
+        return new IllegalStateException("this Arena of pool '" + pool + "' is already closed");
+    }
+
+    static WrongThreadException wrongThread(String pool, Thread owner) {
+        return new WrongThreadException("this Arena of pool '" + pool + "' is confined to thread '"
+                + owner.getName() + "'; it was used from thread '" + Thread.currentThread().getName() + "'");
+    }
+
     static MemoryLimitExceededException limit(String pool, long limit, long reserved, long request) {
         return new MemoryLimitExceededException("pool '" + pool + "' cannot reserve " + request
                 + " more bytes: its limit (maxMemory) is " + limit + " bytes and it holds " + reserved

@@ -18,8 +18,8 @@ import java.util.concurrent.atomic.LongAdder;
  * address; removing the key is what claims one for freeing, so of two racing frees one wins.
  */
 final class NativeMemory {
-    /** Bookkeeping of one huge allocation. */
-    record Huge(Arena arena, long byteSize) {}
+    /** Bookkeeping of one huge allocation: its JDK arena, size and {@link UnitState} (LIVE or ARENA). */
+    record Huge(Arena arena, long byteSize, byte state) {}
 
     final String poolName;
     final int chunkSize;
@@ -88,12 +88,13 @@ final class NativeMemory {
         chunksReleased.increment();
     }
 
-    MemorySegment allocateHuge(long byteSize, long byteAlignment) {
+    /** A dedicated allocation, zeroed (the JDK zeroes what it allocates), handed out in {@code state}. */
+    MemorySegment allocateHuge(long byteSize, long byteAlignment, byte state) {
         reserve(byteSize);
         Arena memory = Arena.ofShared();
         try {
             MemorySegment segment = memory.allocate(byteSize, byteAlignment);
-            huge.put(segment.address(), new Huge(memory, byteSize));
+            huge.put(segment.address(), new Huge(memory, byteSize, state));
             hugeBytes.addAndGet(byteSize);
             hugeAllocations.increment();
             return segment;
@@ -104,10 +105,20 @@ final class NativeMemory {
         }
     }
 
-    /** Frees the huge allocation at {@code address}; false when there is none. */
-    boolean freeHuge(long address) {
-        Huge h = huge.remove(address);
+    /**
+     * Frees the huge allocation in state {@code expected} at {@code address}; false when there is none.
+     * Throws, changing nothing, when the allocation there belongs to a pooled arena and the caller
+     * expected a live one.
+     */
+    boolean freeHuge(long address, byte expected) {
+        Huge h = huge.get(address);
         if (h == null) {
+            return false;
+        }
+        if (h.state != expected) {
+            throw Errors.arenaOwned(poolName, address);
+        }
+        if (!huge.remove(address, h)) {
             return false;
         }
         h.arena.close();
@@ -117,15 +128,18 @@ final class NativeMemory {
         return true;
     }
 
-    /** Releases everything; for {@code close()}. Returns the huge allocations that were still live. */
-    List<Huge> releaseAll() {
+    /** The huge allocations not freed yet. */
+    List<Huge> liveHuge() {
+        return new ArrayList<>(huge.values());
+    }
+
+    /** Releases everything; for {@code close()}. */
+    void releaseAll() {
         for (PoolChunk chunk : registry.all()) {
             releaseChunk(chunk);
         }
-        List<Huge> leaked = new ArrayList<>(huge.values());
-        for (Long address : List.copyOf(huge.keySet())) {
-            freeHuge(address);
+        for (var entry : List.copyOf(huge.entrySet())) {
+            freeHuge(entry.getKey(), entry.getValue().state);
         }
-        return leaked;
     }
 }

@@ -69,8 +69,9 @@ final class PoolArena {
 
     /**
      * Allocates one unit of class {@code sizeIndex} (runs aligned to {@code alignPages} pages) and hands
-     * it out in {@code state} as a segment of {@code byteSize} bytes. This is the path of threads
-     * without a cache, of classes no cache holds, and of aligned runs.
+     * it out in {@code state} as a segment of {@code byteSize} bytes, zeroed when the state is
+     * {@code ARENA}. This is the path of threads without a cache, of classes no cache holds, and of
+     * aligned runs.
      */
     MemorySegment allocate(int sizeIndex, int alignPages, long byteSize, byte state) {
         if (sizeClasses.isSmall(sizeIndex)) {
@@ -89,20 +90,27 @@ final class PoolArena {
             } finally {
                 list.lock.unlock();
             }
-            return subpage.chunk.hand(handle, list.elementSize, byteSize, state);
+            return zeroIf(state == UnitState.ARENA, subpage.chunk.hand(handle, list.elementSize, byteSize, state));
         }
         PoolChunk chunk;
         long handle;
+        boolean untouched;
         lock.lock();
         try {
             chunk = allocateRunLocked(sizeClasses.runPages(sizeIndex), alignPages);
             handle = allocatedHandle;
+            untouched = chunk.lastRunUntouched;
             normalUsedBytes += sizeClasses.size(sizeIndex);
             normalAllocations++;
         } finally {
             lock.unlock();
         }
-        return chunk.hand(handle, 0, byteSize, state);
+        return zeroIf(state == UnitState.ARENA && !untouched, chunk.hand(handle, 0, byteSize, state));
+    }
+
+    /** Arena units are handed out zeroed; a run never handed out since its chunk was created is zero already. */
+    private static MemorySegment zeroIf(boolean zero, MemorySegment segment) {
+        return zero ? segment.fill((byte) 0) : segment;
     }
 
     /**
@@ -416,6 +424,21 @@ final class PoolArena {
                             out.append("      ").append(map, i, Math.min(map.length(), i + 128)).append('\n');
                         }
                     }
+                }
+            }
+            return null;
+        });
+    }
+
+    /**
+     * Adds to {@code counts} the units handed out and not given back: {@code [0]} live segments and
+     * {@code [1]} their bytes, {@code [2]} units of pooled arenas and {@code [3]} their bytes (at class size).
+     */
+    void countUnits(long[] counts) {
+        locked(() -> {
+            for (PoolChunkList list : lists) {
+                for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
+                    chunk.countUnits(counts);
                 }
             }
             return null;

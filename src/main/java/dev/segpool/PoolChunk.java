@@ -38,6 +38,10 @@ final class PoolChunk {
     private final PoolSubpage[] subpages;
     private final RunQueue[] freeRuns;
     int freePages;
+    /** Pages at and above this one were never handed out since the chunk was created: still zero. */
+    private int untouchedFrom;
+    /** Whether the run cut last by {@link #allocateRun} had never been handed out (is all zero). */
+    boolean lastRunUntouched;
 
     // Membership of a PoolChunkList, guarded by the arena lock.
     PoolChunkList list;
@@ -94,6 +98,8 @@ final class PoolChunk {
                 insertFreeRun(start + pages, tail);
             }
             long run = Handle.run(start, pages, true);
+            lastRunUntouched = start >= untouchedFrom;
+            untouchedFrom = Math.max(untouchedFrom, start + pages);
             LONGS.setRelease(runMap, start, run);
             freePages -= pages;
             return run;
@@ -218,10 +224,10 @@ final class PoolChunk {
     }
 
     /**
-     * Claims the live allocation that starts at {@code address} (inside this chunk) for freeing and
-     * returns its handle. Throws, changing nothing, when no live allocation starts there.
+     * Claims the allocation in state {@code expected} that starts at {@code address} (inside this
+     * chunk) for freeing and returns its handle. Throws, changing nothing, when none starts there.
      */
-    long claim(long address) {
+    long claim(long address, byte expected) {
         long offset = address - base;
         int page = (int) (offset >>> pageShifts);
         long handle = (long) LONGS.getAcquire(runMap, page);
@@ -240,24 +246,25 @@ final class PoolChunk {
                 throw Errors.interior(arena.poolName, address, base + subpage.elementOffset((int) index),
                         subpage.elementSize);
             }
-            checkClaimed(UnitState.claim(subpage.states, (int) index), address);
+            checkClaimed(UnitState.claim(subpage.states, (int) index, expected), expected, address);
             return Handle.element(subpage.runHandle, (int) index);
         }
         if (Handle.runOffset(handle) != page || (offset & ((1L << pageShifts) - 1)) != 0) {
             throw Errors.interior(arena.poolName, address, base + ((long) Handle.runOffset(handle) << pageShifts),
                     (long) Handle.runPages(handle) << pageShifts);
         }
-        checkClaimed(UnitState.claim(runStates, page), address);
+        checkClaimed(UnitState.claim(runStates, page, expected), expected, address);
         return (long) LONGS.getAcquire(runMap, page);
     }
 
-    private void checkClaimed(byte previous, long address) {
+    private void checkClaimed(byte previous, byte expected, long address) {
+        if (previous == expected) {
+            return;
+        }
         if (previous == UnitState.ARENA) {
             throw Errors.arenaOwned(arena.poolName, address);
         }
-        if (previous != UnitState.LIVE) {
-            throw Errors.notLive(arena.poolName, address, true);
-        }
+        throw Errors.notLive(arena.poolName, address, true);
     }
 
     /** Size class of the run or element {@code handle}, which the caller owns. */
@@ -283,6 +290,32 @@ final class PoolChunk {
             }
         }
         return pages;
+    }
+
+    /** Adds this chunk's units in state LIVE and ARENA to {@code counts}; see {@link PoolArena#countUnits}. */
+    void countUnits(long[] counts) {
+        for (int p = 0; p < chunkPages; p++) {
+            long handle = runMap[p];
+            if (handle == 0 || !Handle.isUsed(handle) || Handle.runOffset(handle) != p) {
+                continue;
+            }
+            if (Handle.isSubpage(handle)) {
+                PoolSubpage subpage = subpages[p];
+                for (int i = 0; i < subpage.maxElements; i++) {
+                    count(counts, UnitState.get(subpage.states, i), subpage.elementSize);
+                }
+            } else {
+                count(counts, UnitState.get(runStates, p), (long) Handle.runPages(handle) << pageShifts);
+            }
+        }
+    }
+
+    private static void count(long[] counts, byte state, long bytes) {
+        int at = state == UnitState.LIVE ? 0 : state == UnitState.ARENA ? 2 : -1;
+        if (at >= 0) {
+            counts[at]++;
+            counts[at + 1] += bytes;
+        }
     }
 
     /** Calls {@code visitor} for every live subpage of this chunk. */

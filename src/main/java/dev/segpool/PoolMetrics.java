@@ -24,11 +24,16 @@ import java.util.List;
  * @param hugeDeallocations huge allocations freed so far
  * @param cacheHits       allocations served by a thread cache without taking a lock
  * @param cacheMisses     allocations a thread cache had to refill from its arena first
+ * @param openArenas      pooled {@link java.lang.foreign.Arena}s opened and not closed yet
+ * @param nativeAccess    whether the pool has native access: its arenas' segments are then bound to
+ *                        their arena's scope (otherwise they stay valid slices of their chunk until the
+ *                        pool closes, and free memory goes back to the OS a whole chunk at a time)
  * @param arenas          one entry per arena
  */
 public record PoolMetrics(String name, long reservedBytes, long activeBytes, long cachedBytes, long freeBytes,
                           int threadCaches, int chunks, long hugeBytes, long hugeAllocations,
-                          long hugeDeallocations, long cacheHits, long cacheMisses, List<ArenaMetrics> arenas) {
+                          long hugeDeallocations, long cacheHits, long cacheMisses, int openArenas,
+                          boolean nativeAccess, List<ArenaMetrics> arenas) {
 
     /**
      * One arena.

@@ -105,10 +105,11 @@ final class PoolThreadCache {
     }
 
     /**
-     * A unit of class {@code sizeIndex} as a live segment of {@code byteSize} bytes, or null when this
+     * A unit of class {@code sizeIndex} handed out in {@code state} as a segment of {@code byteSize}
+     * bytes (contents unspecified), or null when this
      * cache does not hold the class. A miss refills the stack from the arena first.
      */
-    MemorySegment allocate(int sizeIndex, long byteSize) {
+    MemorySegment allocate(int sizeIndex, long byteSize, byte state) {
         final Stack stack = stacks[sizeIndex];
         if (stack == null) {
             return null;
@@ -130,7 +131,7 @@ final class PoolThreadCache {
         stack.chunks[size] = null;
         long handle = stack.handles[size];
         addCachedBytes(-stack.elementSize);
-        MemorySegment segment = chunk.hand(handle, stack.elementSize, byteSize, UnitState.LIVE);
+        MemorySegment segment = chunk.hand(handle, stack.elementSize, byteSize, state);
         if (++allocationsSinceTrim >= trimInterval) {
             trim();
         }

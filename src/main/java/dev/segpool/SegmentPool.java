@@ -1,5 +1,6 @@
 package dev.segpool;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
 import java.lang.ref.Cleaner;
@@ -54,6 +55,10 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     private final LongAdder retiredHits = new LongAdder();
     private final LongAdder retiredMisses = new LongAdder();
     private final Object closeLock = new Object();
+    private final LeakTracker leaks;
+    /** Whether pooled arenas bind their segments to their scope; decided once, when the pool is built. */
+    private final boolean nativeAccess;
+    private final AtomicInteger openArenas = new AtomicInteger();
     private volatile boolean closed;
 
     /** The value a thread's {@code ThreadLocal} holds; when it becomes unreachable, its cache is released. */
@@ -74,6 +79,8 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
                 b.maxCachedSize, b.cacheTrimInterval);
         this.threadLocalCaches = b.threadLocalCaches && cacheConfig.enabled();
         this.decay = b.decay;
+        this.leaks = new LeakTracker(b.leakDetection != null ? b.leakDetection : LeakDetection.fromSystemProperty());
+        this.nativeAccess = SegmentPool.class.getModule().isNativeAccessEnabled();
     }
 
     /** Two arenas per processor, but no more than a memory limit can give a chunk and some room each. */
@@ -105,6 +112,15 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      */
     @Override
     public MemorySegment allocate(long byteSize, long byteAlignment) {
+        MemorySegment segment = allocate(byteSize, byteAlignment, UnitState.LIVE);
+        if (leaks.enabled()) {
+            leaks.allocated(segment.address(), byteSize);
+        }
+        return segment;
+    }
+
+    /** Allocates a unit handed out in {@code state}: LIVE for users, ARENA (zeroed) for pooled arenas. */
+    MemorySegment allocate(long byteSize, long byteAlignment, byte state) {
         if (byteSize < 0) {
             throw Errors.badSize(byteSize);
         }
@@ -116,27 +132,27 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         int alignPages = 1;
         if (byteAlignment <= SizeClasses.QUANTUM) {
             if (byteSize > chunkSize) {
-                return memory.allocateHuge(byteSize, byteAlignment);
+                return memory.allocateHuge(byteSize, byteAlignment, state);
             }
             sizeIndex = sizeClasses.sizeIndex(byteSize);
         } else {
             sizeIndex = sizeClasses.sizeIndex(byteSize, byteAlignment);
             if (sizeIndex < 0) {
-                return memory.allocateHuge(byteSize, byteAlignment);
+                return memory.allocateHuge(byteSize, byteAlignment, state);
             }
             alignPages = sizeClasses.alignmentPages(byteAlignment);
         }
         PoolThreadCache cache = currentCache();
         if (cache == null) {
-            return uncachedArena().allocate(sizeIndex, alignPages, byteSize, UnitState.LIVE);
+            return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state);
         }
         if (alignPages == 1) {
-            MemorySegment segment = cache.allocate(sizeIndex, byteSize);
+            MemorySegment segment = cache.allocate(sizeIndex, byteSize, state);
             if (segment != null) {
-                return segment;
+                return state == UnitState.ARENA ? segment.fill((byte) 0) : segment;
             }
         }
-        return cache.arena.allocate(sizeIndex, alignPages, byteSize, UnitState.LIVE);
+        return cache.arena.allocate(sizeIndex, alignPages, byteSize, state);
     }
 
     /**
@@ -162,17 +178,75 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         }
         PoolChunk chunk = registry.find(address);
         if (chunk == null) {
-            if (!memory.freeHuge(address)) {
+            if (!memory.freeHuge(address, UnitState.LIVE)) {
                 throw Errors.foreign(name, address);
             }
-            return;
+        } else {
+            giveBack(chunk, chunk.claim(address, UnitState.LIVE), true);
         }
-        long handle = chunk.claim(address);
+        if (leaks.enabled()) {
+            leaks.freed(address);
+        }
+    }
+
+    /** Gives back a unit of a pooled arena that is closing (or was found unreachable). */
+    void freeArenaUnit(long address, boolean useCache) {
+        if (closed) {
+            return; // the pool released everything already
+        }
+        PoolChunk chunk = registry.find(address);
+        if (chunk == null) {
+            memory.freeHuge(address, UnitState.ARENA);
+        } else {
+            giveBack(chunk, chunk.claim(address, UnitState.ARENA), useCache);
+        }
+    }
+
+    /** A claimed unit goes into the calling thread's cache when it holds the class, else to its arena. */
+    private void giveBack(PoolChunk chunk, long handle, boolean useCache) {
         int sizeIndex = chunk.sizeIndex(handle);
-        PoolThreadCache cache = currentCache();
+        PoolThreadCache cache = useCache ? currentCache() : null;
         if (cache == null || !cache.offer(chunk, handle, sizeIndex)) {
             chunk.arena.free(chunk, handle, sizeIndex);
         }
+    }
+
+    // ---- pooled arenas ----
+
+    /**
+     * A confined {@link Arena} whose memory comes from this pool: usable by the calling thread only;
+     * its segments are zero-filled; {@code close()} gives them all back at once. With native access
+     * ({@code --enable-native-access=dev.segpool}, or {@code ALL-UNNAMED} on the class path), its
+     * segments are bound to its scope: an access after {@code close()} throws
+     * {@link IllegalStateException}, an access from another thread {@link WrongThreadException}.
+     * Without it, they stay valid slices of their chunk until the pool closes. Its segments cannot be
+     * passed to {@link #free}.
+     */
+    public Arena newArena() {
+        return openArena(false);
+    }
+
+    /** As {@link #newArena()}, for an arena usable (and closable) by any thread. */
+    public Arena newSharedArena() {
+        return openArena(true);
+    }
+
+    private Arena openArena(boolean shared) {
+        ensureOpen();
+        LeakTracker.AllocationSite site = leaks.enabled()
+                ? leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
+        PooledArena arena = new PooledArena(this, shared, nativeAccess, site);
+        openArenas.incrementAndGet();
+        return arena;
+    }
+
+    void arenaClosed() {
+        openArenas.decrementAndGet();
+    }
+
+    /** Binds a pooled segment to {@code arena}'s scope; a restricted method, called in native mode only. */
+    static MemorySegment rebind(MemorySegment segment, Arena arena) {
+        return segment.reinterpret(arena, null);
     }
 
     // ---- thread caches ----
@@ -342,7 +416,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         long huge = memory.hugeBytes();
         return new PoolMetrics(name, memory.reservedBytes(), used + huge - cached, cached, free, live,
                 registry.size(), huge, memory.hugeAllocations.sum(), memory.hugeDeallocations.sum(), hits, misses,
-                List.copyOf(arenaMetrics));
+                openArenas.get(), nativeAccess, List.copyOf(arenaMetrics));
     }
 
     /** A human-readable report: the pool's settings and totals, its arenas, and each chunk's pages. */
@@ -359,6 +433,9 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         out.append("  chunks ").append(m.chunks()).append(", thread caches ").append(m.threadCaches())
                 .append(", cache hits ").append(m.cacheHits()).append(", misses ").append(m.cacheMisses())
                 .append('\n');
+        out.append("  pooled arenas open ").append(m.openArenas()).append(m.nativeAccess()
+                ? "; native access: arena segments are bound to their arena's scope\n"
+                : "; no native access: arena segments stay valid slices of their chunk until the pool closes\n");
         out.append("  page map: '.' free, '#' run in use, 's' subpage\n");
         for (int i = 0; i < arenas.length; i++) {
             PoolMetrics.ArenaMetrics a = m.arenas().get(i);
@@ -404,7 +481,30 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         for (PoolThreadCache cache : caches) {
             detach(cache);
         }
+        reportLeaks();
         memory.releaseAll();
+    }
+
+    /** Warns, through {@code System.Logger} "dev.segpool", of segments never freed and arenas never closed. */
+    private void reportLeaks() {
+        long[] units = new long[4];
+        for (PoolArena arena : arenas) {
+            arena.countUnits(units);
+        }
+        for (NativeMemory.Huge huge : memory.liveHuge()) {
+            int at = huge.state() == UnitState.LIVE ? 0 : 2;
+            units[at]++;
+            units[at + 1] += huge.byteSize();
+        }
+        int arenasOpen = openArenas.get();
+        if (units[0] == 0 && arenasOpen == 0) {
+            return;
+        }
+        LeakTracker.warn("pool '" + name + "' closed with " + units[0] + " segments (" + units[1]
+                + " bytes) never freed and " + arenasOpen + " arenas never closed (holding " + units[2]
+                + " segments, " + units[3] + " bytes)"
+                + (leaks.enabled() ? "" : "; set leakDetection (or -Dsegpool.leakDetection=all) to see where"),
+                leaks.liveSites());
     }
 
     private void ensureOpen() {
@@ -452,6 +552,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         private Duration decay = Duration.ofSeconds(10);
         private boolean jmx;
         private boolean threadLocalCaches = true;
+        private LeakDetection leakDetection;
 
         private Builder() {}
 
@@ -564,6 +665,15 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
          */
         public Builder threadLocalCaches(boolean enabled) {
             this.threadLocalCaches = enabled;
+            return this;
+        }
+
+        /**
+         * What the pool records to explain leaks; default from the system property
+         * {@code segpool.leakDetection}, else {@link LeakDetection#OFF}.
+         */
+        public Builder leakDetection(LeakDetection level) {
+            this.leakDetection = Objects.requireNonNull(level, "leakDetection");
             return this;
         }
 

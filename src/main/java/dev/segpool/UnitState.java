@@ -11,8 +11,8 @@ import java.lang.invoke.VarHandle;
  *
  * <p>Protocol: a unit is {@code FREE} while it sits in its chunk or in a thread cache. The thread that
  * hands it out (and so owns it exclusively) stores {@code LIVE} or {@code ARENA} with release
- * semantics before publishing the segment; {@link #claim} is the only transition out of {@code LIVE};
- * a pooled arena resets its {@code ARENA} units to {@code FREE} when it closes.
+ * semantics before publishing the segment; {@link #claim} is the only transition back to {@code FREE}:
+ * from {@code LIVE} by {@code free}, from {@code ARENA} when the unit's pooled arena closes.
  */
 final class UnitState {
     /** In its chunk or in a thread cache: not freeable by a user. */
@@ -31,14 +31,12 @@ final class UnitState {
         BYTES.setRelease(states, unit, state);
     }
 
-    /** Moves a unit from {@code LIVE} to {@code FREE}; returns the state it had (LIVE on success). */
-    static byte claim(byte[] states, int unit) {
-        return (byte) BYTES.compareAndExchange(states, unit, LIVE, FREE);
-    }
-
-    /** Moves a unit from {@code ARENA} back to {@code FREE} when its arena closes. */
-    static boolean release(byte[] states, int unit) {
-        return BYTES.compareAndSet(states, unit, ARENA, FREE);
+    /**
+     * Moves a unit from {@code expected} ({@code LIVE}, or {@code ARENA} when its arena closes) to
+     * {@code FREE}; returns the state it had ({@code expected} on success).
+     */
+    static byte claim(byte[] states, int unit, byte expected) {
+        return (byte) BYTES.compareAndExchange(states, unit, expected, FREE);
     }
 
     static byte get(byte[] states, int unit) {
