@@ -53,6 +53,11 @@ public abstract class Peer implements AutoCloseable {
     /** Native bytes the allocator holds, as it reports them; -1 when it keeps no such count. */
     public abstract long reservedBytes();
 
+    /** Where the reserved bytes are, for allocators that can tell (empty otherwise). */
+    public String breakdown() {
+        return "";
+    }
+
     /** Releases what the allocator holds, where it can be told to (thread caches, empty chunks). */
     public void trim() {}
 

@@ -23,7 +23,7 @@ final class Report {
     private Report() {}
 
     record Result(String peer, long ops, long nanos, long peakLive, long peakReserved, boolean reservedCounted,
-                  long heldReserved, long rssBefore, long peakRss, long heldRss) {
+                  long heldReserved, long rssBefore, long peakRss, long heldRss, String breakdownAtPeak) {
         double opsPerSecond() {
             return ops * 1e9 / nanos;
         }
@@ -39,7 +39,8 @@ final class Report {
             }
             return new Result(p.getProperty("peer"), l(p, "ops"), l(p, "nanos"), l(p, "peakLive"),
                     l(p, "peakReserved"), Boolean.parseBoolean(p.getProperty("reservedCounted")),
-                    l(p, "heldReserved"), l(p, "rssBefore"), l(p, "peakRss"), l(p, "heldRss"));
+                    l(p, "heldReserved"), l(p, "rssBefore"), l(p, "peakRss"), l(p, "heldRss"),
+                    p.getProperty("breakdownAtPeak", ""));
         }
 
         private static long l(Properties p, String key) {
@@ -90,6 +91,11 @@ final class Report {
                     r.peer, r.opsPerSecond() / 1e6, Workload.mib(r.peakLive), Workload.mib(r.peakReserved), star,
                     r.footprintRatio(), star, Workload.mib(r.heldReserved), star,
                     Workload.mib(r.peakRss), Workload.mib(r.heldRss));
+        }
+        for (Result r : results) {
+            if (!r.breakdownAtPeak.isEmpty()) {
+                System.out.println(r.peer + " at its peak: " + r.breakdownAtPeak);
+            }
         }
         if (results.stream().anyMatch(r -> !r.reservedCounted)) {
             System.out.println("* reports no reserved bytes: live bytes counted by the workload instead; see RSS.");

@@ -1,8 +1,10 @@
 package dev.segpool.bench;
 
+import dev.segpool.PoolMetrics;
 import dev.segpool.SegmentPool;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Locale;
 
 /** segpool on its thread-cache path, or with thread caches off (every call goes to an arena). */
 final class SegpoolPeer extends Peer {
@@ -72,6 +74,15 @@ final class SegpoolPeer extends Peer {
     @Override
     public long reservedBytes() {
         return pool.metrics().reservedBytes();
+    }
+
+    /** Reserved bytes split into handed out (at size-class size), parked in thread caches, and free in chunks. */
+    @Override
+    public String breakdown() {
+        PoolMetrics m = pool.metrics();
+        return String.format(Locale.ROOT, "reserved %.1f MiB = active %.1f + cached %.1f + free in chunks %.1f",
+                Workload.mib(m.reservedBytes()), Workload.mib(m.activeBytes()), Workload.mib(m.cachedBytes()),
+                Workload.mib(m.freeBytes()));
     }
 
     @Override

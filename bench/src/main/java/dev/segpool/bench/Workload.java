@@ -44,8 +44,8 @@ public final class Workload {
     static final int IN_FLIGHT = 512;
     static final int THREADS = 2;
     static final int SAMPLE_MILLIS = 10;
-    static final long STEADY_OPS = 600_000;
-    static final long PLATEAU_OPS = 600_000;
+    static final long STEADY_OPS = 1_500_000;
+    static final long PLATEAU_OPS = 1_500_000;
 
     private Workload() {}
 
@@ -76,6 +76,8 @@ public final class Workload {
         private final List<long[]> samples = new ArrayList<>();
         private final List<Phase> samplePhases = new ArrayList<>();
         private volatile boolean sampling = true;
+        /** The allocator's own breakdown when its reserved bytes were at their peak. */
+        private volatile String breakdownAtPeak = "";
 
         private Child(String name, double scale) {
             this.name = name;
@@ -142,6 +144,7 @@ public final class Workload {
             result.setProperty("rssBefore", Long.toString(rssBefore));
             result.setProperty("peakRss", Long.toString(peakRss));
             result.setProperty("heldRss", Long.toString(heldRss));
+            result.setProperty("breakdownAtPeak", breakdownAtPeak);
             try (var writer = Files.newBufferedWriter(out.resolve(name + ".properties"))) {
                 result.store(writer, "workload result");
             }
@@ -188,6 +191,7 @@ public final class Workload {
         }
 
         private void sample() {
+            long peakReserved = -1;
             long start = System.nanoTime();
             long lastReport = start;
             while (sampling) {
@@ -197,6 +201,10 @@ public final class Workload {
                 synchronized (samples) {
                     samples.add(s);
                     samplePhases.add(phase);
+                }
+                if (s[2] > peakReserved) {
+                    peakReserved = s[2];
+                    breakdownAtPeak = peer.breakdown();
                 }
                 if (now - lastReport >= 1_000_000_000L) {
                     lastReport = now;
