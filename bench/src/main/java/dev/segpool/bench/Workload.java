@@ -44,8 +44,8 @@ public final class Workload {
     static final int IN_FLIGHT = 512;
     static final int THREADS = 2;
     static final int SAMPLE_MILLIS = 10;
-    static final long STEADY_OPS = 1_500_000;
-    static final long PLATEAU_OPS = 1_500_000;
+    static final long STEADY_OPS = 4_500_000;
+    static final long PLATEAU_OPS = 4_500_000;
 
     private Workload() {}
 
