@@ -1,10 +1,9 @@
 package dev.segpool.bench;
 
-import dev.segpool.SegmentPool;
-import java.lang.foreign.MemorySegment;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
@@ -14,40 +13,36 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
-/** Allocate, then free at once: the cost of one pair on the thread-cache path and on the arena path. */
+/**
+ * Allocate, then free at once, on one thread: the cost of one pair for segpool's thread-cache path, its
+ * arena path ({@code segpool-arena}) and every peer, over the same sizes. Each (peer, size) runs in a
+ * fork of its own, so no peer's profile pollutes another's.
+ */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow"})
 public class PairBenchmark {
-    @Param({"64", "4096", "65536"})
-    long size;
+    @Param({"segpool", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc"})
+    String peer;
 
-    private SegmentPool cached;
-    private SegmentPool uncached;
+    @Param({"16", "64", "256", "1024", "4096", "16384", "32768", "65536", "1048576"})
+    int size;
+
+    private Peer allocator;
 
     @Setup(Level.Trial)
     public void setUp() {
-        cached = SegmentPool.create();
-        uncached = SegmentPool.builder().threadLocalCaches(false).build();
+        allocator = Peer.of(peer);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        cached.close();
-        uncached.close();
+        allocator.close();
     }
 
     @Benchmark
-    public long segpoolCache() {
-        MemorySegment s = cached.allocate(size);
-        cached.free(s);
-        return s.address();
-    }
-
-    @Benchmark
-    public long segpoolArena() {
-        MemorySegment s = uncached.allocate(size);
-        uncached.free(s);
-        return s.address();
+    public long pair() {
+        return allocator.pair(size);
     }
 }

@@ -1,0 +1,84 @@
+package dev.segpool.bench;
+
+import java.util.List;
+
+/**
+ * One allocator under test, behind the few operations the benchmarks and the workload runner need.
+ * Each implementation keeps its buffers in its own typed form (a {@code MemorySegment}, a Netty
+ * {@code ByteBuf}, a raw address), so that no peer pays for another's wrapper.
+ *
+ * <p>Names, as used by {@code @Param} and by the workload runner:
+ * <ul>
+ *   <li>{@code segpool}: {@code SegmentPool.create()}, thread-cache path;</li>
+ *   <li>{@code segpool-arena}: {@code SegmentPool.builder().threadLocalCaches(false)}, every call goes to
+ *       an arena;</li>
+ *   <li>{@code netty-pooled}: Netty 4.2 {@code PooledByteBufAllocator}, direct buffers, thread caches for
+ *       all threads ({@code useCacheForAllThreads = true});</li>
+ *   <li>{@code netty-adaptive}: Netty 4.2 {@code AdaptiveByteBufAllocator}, direct buffers, caches for
+ *       non-event-loop threads on;</li>
+ *   <li>{@code jdk-arena}: one {@code Arena.ofConfined()} per allocation, closed to free it (a shared
+ *       arena where another thread frees);</li>
+ *   <li>{@code malloc}: libc {@code malloc}/{@code free} through FFM downcalls.</li>
+ * </ul>
+ * Netty's leak detector is switched off (as Netty's own benchmarks do), which is Netty's best case.
+ */
+public abstract class Peer implements AutoCloseable {
+    public static final List<String> NAMES =
+            List.of("segpool", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc");
+
+    public static Peer of(String name) {
+        return switch (name) {
+            case "segpool" -> new SegpoolPeer(true);
+            case "segpool-arena" -> new SegpoolPeer(false);
+            case "netty-pooled" -> NettyPeer.pooled();
+            case "netty-adaptive" -> NettyPeer.adaptive();
+            case "jdk-arena" -> new JdkArenaPeer();
+            case "malloc" -> new MallocPeer();
+            default -> throw new IllegalArgumentException("unknown peer '" + name + "', one of " + NAMES);
+        };
+    }
+
+    /** Allocates {@code byteSize} bytes and frees them at once; returns the address. */
+    public abstract long pair(int byteSize);
+
+    /** A table of {@code count} slots holding live buffers of this peer, all empty at first. */
+    public abstract Slots slots(int count);
+
+    /** Allocates a buffer that any thread may {@link #free}. */
+    public abstract Object allocateShared(int byteSize);
+
+    /** Frees a buffer from {@link #allocateShared}, on any thread. */
+    public abstract void free(Object buffer);
+
+    /** Native bytes the allocator holds, as it reports them; -1 when it keeps no such count. */
+    public abstract long reservedBytes();
+
+    /** Where the reserved bytes are, for allocators that can tell (empty otherwise). */
+    public String breakdown() {
+        return "";
+    }
+
+    /** Releases what the allocator holds, where it can be told to (thread caches, empty chunks). */
+    public void trim() {}
+
+    @Override
+    public abstract void close();
+
+    /**
+     * Live buffers by slot, for one thread. {@link #allocate} needs an empty slot, {@link #free} a
+     * full one; the caller keeps track.
+     */
+    public interface Slots {
+        /** Allocates into an empty slot; returns the address. */
+        long allocate(int slot, int byteSize);
+
+        /** Frees the buffer in a full slot. */
+        void free(int slot);
+
+        /** Writes one byte into every 4 KiB page of the slot's buffer, as a user filling it would. */
+        void touch(int slot, int byteSize);
+
+        /** Frees what is still live. */
+        void clear();
+    }
+}

@@ -1,0 +1,97 @@
+package dev.segpool.bench;
+
+import dev.segpool.PoolMetrics;
+import dev.segpool.SegmentPool;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Locale;
+
+/** segpool on its thread-cache path, or with thread caches off (every call goes to an arena). */
+final class SegpoolPeer extends Peer {
+    private final SegmentPool pool;
+
+    SegpoolPeer(boolean threadLocalCaches) {
+        pool = SegmentPool.builder().threadLocalCaches(threadLocalCaches).build();
+    }
+
+    SegmentPool pool() {
+        return pool;
+    }
+
+    @Override
+    public long pair(int byteSize) {
+        MemorySegment segment = pool.allocate(byteSize);
+        pool.free(segment);
+        return segment.address();
+    }
+
+    @Override
+    public Slots slots(int count) {
+        MemorySegment[] live = new MemorySegment[count];
+        return new Slots() {
+            @Override
+            public long allocate(int slot, int byteSize) {
+                MemorySegment segment = pool.allocate(byteSize);
+                live[slot] = segment;
+                return segment.address();
+            }
+
+            @Override
+            public void free(int slot) {
+                pool.free(live[slot]);
+                live[slot] = null;
+            }
+
+            @Override
+            public void touch(int slot, int byteSize) {
+                MemorySegment segment = live[slot];
+                for (long offset = 0; offset < byteSize; offset += 4096) {
+                    segment.set(ValueLayout.JAVA_BYTE, offset, (byte) 1);
+                }
+            }
+
+            @Override
+            public void clear() {
+                for (int i = 0; i < live.length; i++) {
+                    if (live[i] != null) {
+                        free(i);
+                    }
+                }
+            }
+        };
+    }
+
+    @Override
+    public Object allocateShared(int byteSize) {
+        return pool.allocate(byteSize);
+    }
+
+    @Override
+    public void free(Object buffer) {
+        pool.free((MemorySegment) buffer);
+    }
+
+    @Override
+    public long reservedBytes() {
+        return pool.metrics().reservedBytes();
+    }
+
+    /** Reserved bytes split into handed out (at size-class size), parked in thread caches, and free in chunks. */
+    @Override
+    public String breakdown() {
+        PoolMetrics m = pool.metrics();
+        return String.format(Locale.ROOT, "reserved %.1f MiB = active %.1f + cached %.1f + free in chunks %.1f",
+                Workload.mib(m.reservedBytes()), Workload.mib(m.activeBytes()), Workload.mib(m.cachedBytes()),
+                Workload.mib(m.freeBytes()));
+    }
+
+    @Override
+    public void trim() {
+        pool.trim();
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+    }
+}
