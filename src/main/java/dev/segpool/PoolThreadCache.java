@@ -12,8 +12,8 @@ import java.lang.ref.WeakReference;
  * <p>Protocol: only {@link #owner} calls {@link #allocate}, {@link #offer}, {@link #trim} and
  * {@link #flush}; the pool checks ownership before it hands a cache out. The one exception is
  * {@link #release} run by the {@link java.lang.ref.Cleaner} after the owner has ended, when no other
- * thread can reach the stacks. {@link #cachedBytes}, {@link #hits} and {@link #misses} are written by the
- * owner with opaque stores and read by {@code metrics()} from any thread.
+ * thread can reach the stacks. {@link #cachedBytes}, {@link #allocations} and {@link #misses} are written by
+ * the owner with opaque stores and read by {@code metrics()} from any thread.
  *
  * <p>A free goes into the freeing thread's cache (as jemalloc's tcache does); a full stack gives its
  * older half back to the arenas in one pass. A miss refills a small class with several elements under
@@ -22,14 +22,14 @@ import java.lang.ref.WeakReference;
  */
 final class PoolThreadCache {
     private static final VarHandle CACHED_BYTES;
-    private static final VarHandle HITS;
+    private static final VarHandle ALLOCATIONS;
     private static final VarHandle MISSES;
 
     static {
         try {
             MethodHandles.Lookup lookup = MethodHandles.lookup();
             CACHED_BYTES = lookup.findVarHandle(PoolThreadCache.class, "cachedBytes", long.class);
-            HITS = lookup.findVarHandle(PoolThreadCache.class, "hits", long.class);
+            ALLOCATIONS = lookup.findVarHandle(PoolThreadCache.class, "allocations", long.class);
             MISSES = lookup.findVarHandle(PoolThreadCache.class, "misses", long.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
@@ -72,13 +72,15 @@ final class PoolThreadCache {
     final Thread owner;
     private final Stack[] stacks;
     private final int trimInterval;
-    private int allocationsSinceTrim;
+    /** The value of {@link #allocations} at which the next periodic trim runs. */
+    private long nextTrim;
     private boolean released;
 
     @SuppressWarnings("unused") // written through CACHED_BYTES
     private long cachedBytes;
+    /** Allocations served (hits and misses). */
     @SuppressWarnings("unused")
-    private long hits;
+    private long allocations;
     @SuppressWarnings("unused")
     private long misses;
 
@@ -87,6 +89,7 @@ final class PoolThreadCache {
         this.arena = arena;
         this.owner = owner;
         this.trimInterval = config.trimInterval();
+        this.nextTrim = trimInterval;
         SizeClasses sizeClasses = arena.sizeClasses;
         this.stacks = new Stack[sizeClasses.classes()];
         for (int i = 0; i < stacks.length; i++) {
@@ -125,8 +128,6 @@ final class PoolThreadCache {
             size = arena.fill(sizeIndex, stack.chunks, stack.handles, 0, stack.refill);
             addCachedBytes((long) size * stack.elementSize);
             MISSES.setOpaque(this, (long) MISSES.getOpaque(this) + 1);
-        } else {
-            HITS.setOpaque(this, (long) HITS.getOpaque(this) + 1);
         }
         size--;
         stack.size = size;
@@ -138,7 +139,9 @@ final class PoolThreadCache {
         long handle = stack.handles[size];
         addCachedBytes(-stack.elementSize);
         MemorySegment segment = chunk.hand(handle, stack.elementSize, byteSize, state);
-        if (++allocationsSinceTrim >= trimInterval) {
+        long count = (long) ALLOCATIONS.getOpaque(this) + 1;
+        ALLOCATIONS.setOpaque(this, count);
+        if (count >= nextTrim) {
             trim();
         }
         return segment;
@@ -162,7 +165,7 @@ final class PoolThreadCache {
 
     /** Gives back the entries that went unused since the last trim. */
     void trim() {
-        allocationsSinceTrim = 0;
+        nextTrim = (long) ALLOCATIONS.getOpaque(this) + trimInterval;
         for (Stack stack : stacks) {
             if (stack != null) {
                 giveBack(stack, stack.lowWater);
@@ -228,8 +231,10 @@ final class PoolThreadCache {
         return (long) CACHED_BYTES.getOpaque(this);
     }
 
+    /** Allocations served without a refill; read from any thread, so misses first (a miss counts before its allocation). */
     long hits() {
-        return (long) HITS.getOpaque(this);
+        long misses = (long) MISSES.getOpaque(this);
+        return Math.max(0, (long) ALLOCATIONS.getOpaque(this) - misses);
     }
 
     long misses() {

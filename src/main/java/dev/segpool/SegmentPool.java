@@ -57,6 +57,12 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     private final Duration decay;
     private final ThreadLocal<CacheHolder> threadCache = new ThreadLocal<>();
     private final ScopedValue<PoolThreadCache> scopedCache = ScopedValue.newInstance();
+    /**
+     * Set (plainly) before the first scoped binding. A thread that does not see it yet cannot be the
+     * owner of a scoped cache of this pool (the owner set it), so skipping the probe is safe: such a
+     * thread at most uses a cache of its own.
+     */
+    private boolean scopedCachesBound;
     private final Set<PoolThreadCache> caches = ConcurrentHashMap.newKeySet();
     private final LongAdder retiredHits = new LongAdder();
     private final LongAdder retiredMisses = new LongAdder();
@@ -363,6 +369,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
             return;
         }
         PoolThreadCache cache = attach(Thread.currentThread());
+        scopedCachesBound = true;
         try {
             ScopedValue.where(scopedCache, cache).run(task);
         } finally {
@@ -378,6 +385,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
             return task.call();
         }
         PoolThreadCache cache = attach(Thread.currentThread());
+        scopedCachesBound = true;
         try {
             return ScopedValue.where(scopedCache, cache).call(task::call);
         } finally {
@@ -398,7 +406,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
 
     /** The calling thread's cache of this pool, created on first use; null when it gets none. */
     private PoolThreadCache currentCache() {
-        if (scopedCache.isBound()) {
+        if (scopedCachesBound && scopedCache.isBound()) {
             PoolThreadCache scoped = scopedCache.get();
             return scoped.owner == Thread.currentThread() ? scoped : null;
         }
@@ -413,7 +421,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     }
 
     private PoolThreadCache existingCache() {
-        if (scopedCache.isBound()) {
+        if (scopedCachesBound && scopedCache.isBound()) {
             PoolThreadCache scoped = scopedCache.get();
             return scoped.owner == Thread.currentThread() ? scoped : null;
         }
