@@ -11,8 +11,9 @@ import java.lang.ref.WeakReference;
  *
  * <p>Protocol: only {@link #owner} calls {@link #allocate}, {@link #offer}, {@link #trim} and
  * {@link #flush}; the pool checks ownership before it hands a cache out. The one exception is
- * {@link #release} run by the {@link java.lang.ref.Cleaner} after the owner has ended, when no other
- * thread can reach the stacks. {@link #cachedBytes}, {@link #allocations} and {@link #misses} are written by
+ * {@link #release}, which the {@link java.lang.ref.Cleaner} or the pool's decay task may run once the
+ * owner has terminated (its end happens-before their {@code isAlive() == false} or reference
+ * processing), when no other thread can reach the stacks; a compare-and-set lets only the first run. {@link #cachedBytes}, {@link #allocations} and {@link #misses} are written by
  * the owner with opaque stores and read by {@code metrics()} from any thread.
  *
  * <p>A free goes into the freeing thread's cache (as jemalloc's tcache does); a full stack gives its
@@ -21,6 +22,7 @@ import java.lang.ref.WeakReference;
  * last trim (below the stack's low-water mark) go back to the arenas.
  */
 final class PoolThreadCache {
+    private static final VarHandle RELEASED;
     private static final VarHandle CACHED_BYTES;
     private static final VarHandle ALLOCATIONS;
     private static final VarHandle MISSES;
@@ -28,6 +30,7 @@ final class PoolThreadCache {
     static {
         try {
             MethodHandles.Lookup lookup = MethodHandles.lookup();
+            RELEASED = lookup.findVarHandle(PoolThreadCache.class, "released", boolean.class);
             CACHED_BYTES = lookup.findVarHandle(PoolThreadCache.class, "cachedBytes", long.class);
             ALLOCATIONS = lookup.findVarHandle(PoolThreadCache.class, "allocations", long.class);
             MISSES = lookup.findVarHandle(PoolThreadCache.class, "misses", long.class);
@@ -74,6 +77,8 @@ final class PoolThreadCache {
     private final int trimInterval;
     /** The value of {@link #allocations} at which the next periodic trim runs. */
     private long nextTrim;
+    /** Set once, by compare-and-set, by whichever of the scope's end, the Cleaner or the decay task comes first. */
+    @SuppressWarnings("unused")
     private boolean released;
 
     @SuppressWarnings("unused") // written through CACHED_BYTES
@@ -207,10 +212,9 @@ final class PoolThreadCache {
      * the owner thread ended. Nothing is flushed into a closed pool, or into one that is gone.
      */
     void release() {
-        if (released) {
+        if (!RELEASED.compareAndSet(this, false, true)) {
             return;
         }
-        released = true;
         SegmentPool pool = this.pool.get();
         if (pool == null) {
             return;

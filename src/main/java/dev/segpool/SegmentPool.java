@@ -139,12 +139,19 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     }
 
     /**
-     * Gives back what stayed free for the decay time: subpages no element used, chunks no page used
-     * and, with mmap'd memory, the pages of runs that stayed free inside chunks in use.
+     * Gives back the caches of threads that have ended, then what stayed free for the decay time:
+     * subpages no element used, chunks no page used and, with mmap'd memory, the pages of runs that
+     * stayed free inside chunks in use. The caches of live but idle threads are left alone: only their
+     * owner may touch them.
      */
-    private void decayNow() {
+    void decayNow() {
         if (closed) {
             return;
+        }
+        for (PoolThreadCache cache : caches) {
+            if (!cache.owner.isAlive()) {
+                cache.release(); // its thread ended: no need to wait for GC and the Cleaner
+            }
         }
         long now = System.nanoTime();
         long cutoff = now - decay.toNanos();

@@ -84,6 +84,38 @@ class MemoryReturnTest {
     }
 
     @Test
+    void decay_releasesTheCacheOfAnEndedThread_withoutWaitingForGc() throws Exception {
+        try (SegmentPool pool = SegmentPool.builder().pageSize(4096).chunkSize(1 << 16).arenas(1)
+                .decay(Duration.ofHours(1)).build()) {
+            Thread worker = Thread.ofPlatform().start(() -> {
+                for (int i = 0; i < 500; i++) {
+                    pool.free(pool.allocate(16 + (i % 30) * 16));
+                }
+            });
+            worker.join();
+            assertEquals(1, pool.metrics().threadCaches());
+            assertTrue(pool.metrics().cachedBytes() > 0);
+            pool.decayNow(); // what the decay thread does on its next tick
+            assertEquals(0, pool.metrics().threadCaches());
+            assertEquals(0, pool.metrics().cachedBytes());
+            assertEquals(0, pool.arenas()[0].boundCaches.get());
+            assertEquals(0, pool.metrics().activeBytes());
+        }
+    }
+
+    @Test
+    void decay_leavesTheCacheOfALiveThreadAlone() throws Exception {
+        try (SegmentPool pool = SegmentPool.builder().pageSize(4096).chunkSize(1 << 16)
+                .decay(Duration.ofHours(1)).build()) {
+            pool.free(pool.allocate(64));
+            long cached = pool.metrics().cachedBytes();
+            assertTrue(cached > 0);
+            pool.decayNow();
+            assertEquals(cached, pool.metrics().cachedBytes(), "only the owner may empty a live thread's cache");
+        }
+    }
+
+    @Test
     void longDecay_keepsFreeChunksForReuse() throws Exception {
         try (SegmentPool pool = SegmentPool.builder().pageSize(4096).chunkSize(1 << 16)
                 .decay(Duration.ofHours(1)).threadLocalCaches(false).build()) {

@@ -1,5 +1,6 @@
 package dev.segpool.bench;
 
+import java.time.Duration;
 import java.util.List;
 
 /**
@@ -12,6 +13,8 @@ import java.util.List;
  *   <li>{@code segpool}: {@code SegmentPool.create()}, thread-cache path;</li>
  *   <li>{@code segpool-arena}: {@code SegmentPool.builder().threadLocalCaches(false)}, every call goes to
  *       an arena;</li>
+ *   <li>{@code segpool-decay}: {@code SegmentPool.builder().decay(Duration.ofMillis(500))}: the default
+ *       pool, giving free memory back after half a second instead of ten (workload runner only);</li>
  *   <li>{@code netty-pooled}: Netty 4.2 {@code PooledByteBufAllocator}, direct buffers, thread caches for
  *       all threads ({@code useCacheForAllThreads = true});</li>
  *   <li>{@code netty-adaptive}: Netty 4.2 {@code AdaptiveByteBufAllocator}, direct buffers, caches for
@@ -30,11 +33,13 @@ public abstract class Peer implements AutoCloseable {
         return switch (name) {
             case "segpool" -> new SegpoolPeer(true);
             case "segpool-arena" -> new SegpoolPeer(false);
+            case "segpool-decay" -> new SegpoolPeer(Duration.ofMillis(500));
             case "netty-pooled" -> NettyPeer.pooled();
             case "netty-adaptive" -> NettyPeer.adaptive();
             case "jdk-arena" -> new JdkArenaPeer();
             case "malloc" -> new MallocPeer();
-            default -> throw new IllegalArgumentException("unknown peer '" + name + "', one of " + NAMES);
+            default -> throw new IllegalArgumentException("unknown peer '" + name + "', one of " + NAMES
+                    + " or segpool-decay");
         };
     }
 

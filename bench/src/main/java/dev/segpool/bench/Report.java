@@ -18,7 +18,7 @@ import java.util.Properties;
  */
 final class Report {
     /** Allocators drawn in the footprint picture. */
-    private static final List<String> PLOTTED = List.of("segpool", "netty-pooled");
+    private static final List<String> PLOTTED = List.of("segpool", "segpool-decay", "netty-pooled");
 
     private Report() {}
 

@@ -4,6 +4,7 @@ import dev.segpool.PoolMetrics;
 import dev.segpool.SegmentPool;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.time.Duration;
 import java.util.Locale;
 
 /** segpool on its thread-cache path, or with thread caches off (every call goes to an arena). */
@@ -12,6 +13,11 @@ final class SegpoolPeer extends Peer {
 
     SegpoolPeer(boolean threadLocalCaches) {
         pool = SegmentPool.builder().threadLocalCaches(threadLocalCaches).build();
+    }
+
+    /** The default pool but for its decay time: how long free memory is kept before it goes back. */
+    SegpoolPeer(Duration decay) {
+        pool = SegmentPool.builder().decay(decay).build();
     }
 
     SegmentPool pool() {
