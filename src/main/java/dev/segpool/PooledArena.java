@@ -9,7 +9,8 @@ import java.util.List;
 /**
  * A {@link java.lang.foreign.Arena} whose memory comes from a {@link SegmentPool}: confined to the
  * thread that opened it, or shared. Every segment is zero-filled; {@link #close()} gives them all back
- * at once.
+ * at once. Like the JDK's own arenas, it cuts small segments from a block (4 KiB, zeroed when taken
+ * from the pool) by bumping an offset; larger ones are pool allocations of their own.
  *
  * <p>With native access (decided once per pool), each segment is re-bound to the scope of a JDK arena
  * that this arena closes first, so an access after {@code close()} throws
@@ -25,13 +26,23 @@ import java.util.List;
 final class PooledArena implements Arena {
     private static final Cleaner CLEANER = Cleaner.create();
 
+    /**
+     * Requests up to this size (and alignment up to {@link #BLOCK_SIZE}) are cut from the arena's current
+     * block, so that a scratch arena makes one pool allocation, not one per segment.
+     */
+    static final int BUMP_MAX_SIZE = 1024;
+    /** Size, and alignment, of the zeroed blocks small requests are cut from. */
+    static final int BLOCK_SIZE = 4096;
+
     /** The units an arena holds; also the Cleaner's action, so it must never reach the arena itself. */
     static final class Units implements Runnable {
         private final SegmentPool pool;
         private final String kind;
         private final LeakTracker.AllocationSite site;
-        private long[] addresses = new long[8];
-        private int count;
+        private long[] addresses = new long[4];
+        private int units;
+        /** Segments handed out and their requested bytes, for leak reports. */
+        private long count;
         private long bytes;
         private boolean released;
 
@@ -41,11 +52,16 @@ final class PooledArena implements Arena {
             this.site = site;
         }
 
-        void add(long address, long byteSize) {
-            if (count == addresses.length) {
-                addresses = Arrays.copyOf(addresses, count * 2);
+        /** Remembers a pool unit (a block, or one large segment) to give back at close. */
+        void addUnit(long address) {
+            if (units == addresses.length) {
+                addresses = Arrays.copyOf(addresses, units * 2);
             }
-            addresses[count++] = address;
+            addresses[units++] = address;
+        }
+
+        void counted(long byteSize) {
+            count++;
             bytes += byteSize;
         }
 
@@ -55,7 +71,7 @@ final class PooledArena implements Arena {
                 return;
             }
             released = true;
-            for (int i = 0; i < count; i++) {
+            for (int i = 0; i < units; i++) {
                 pool.freeArenaUnit(addresses[i], useCache);
             }
             pool.arenaClosed();
@@ -87,6 +103,9 @@ final class PooledArena implements Arena {
     /** The JDK arena whose scope segments carry (native mode); in degraded mode made on demand by scope(). */
     private Arena scopeArena;
     private boolean closed;
+    /** The block small requests are cut from (zeroed when taken), and how much of it is used. */
+    private MemorySegment block;
+    private long blockUsed = BLOCK_SIZE;
 
     PooledArena(SegmentPool pool, boolean shared, boolean bindScope, LeakTracker.AllocationSite site) {
         this.pool = pool;
@@ -116,9 +135,31 @@ final class PooledArena implements Arena {
         if (closed) {
             throw Errors.arenaClosed(pool.name());
         }
-        MemorySegment segment = pool.allocate(byteSize, byteAlignment, UnitState.ARENA);
-        units.add(segment.address(), byteSize);
+        pool.ensureOpen(); // its chunks, and so this arena's blocks, are gone once the pool is closed
+        MemorySegment segment;
+        if (byteSize <= BUMP_MAX_SIZE && byteAlignment <= BLOCK_SIZE && byteSize >= 0) {
+            segment = cut(byteSize, byteAlignment);
+        } else {
+            segment = pool.allocate(byteSize, byteAlignment, UnitState.ARENA);
+            units.addUnit(segment.address());
+        }
+        units.counted(byteSize);
         return bindScope ? SegmentPool.rebind(segment, scopeArena) : segment;
+    }
+
+    /** Cuts a small segment from the current block (which is zero where not handed out yet), or a new one. */
+    private MemorySegment cut(long byteSize, long byteAlignment) {
+        if (byteAlignment <= 0 || (byteAlignment & (byteAlignment - 1)) != 0) {
+            throw Errors.badAlignment(byteAlignment);
+        }
+        long offset = (blockUsed + byteAlignment - 1) & -byteAlignment;
+        if (offset + Math.max(byteSize, 1) > BLOCK_SIZE) {
+            block = pool.allocate(BLOCK_SIZE, BLOCK_SIZE, UnitState.ARENA);
+            units.addUnit(block.address());
+            offset = 0;
+        }
+        blockUsed = offset + Math.max(byteSize, 1); // every segment gets an address of its own
+        return block.asSlice(offset, byteSize);
     }
 
     @Override

@@ -639,13 +639,13 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
             return;
         }
         LeakTracker.warn("pool '" + name + "' closed with " + units[0] + " segments (" + units[1]
-                + " bytes) never freed and " + arenasOpen + " arenas never closed (holding " + units[2]
-                + " segments, " + units[3] + " bytes)"
+                + " bytes) never freed and " + arenasOpen + " arenas never closed (holding " + units[3]
+                + " bytes)"
                 + (leaks.enabled() ? "" : "; set leakDetection (or -Dsegpool.leakDetection=all) to see where"),
                 leaks.liveSites());
     }
 
-    private void ensureOpen() {
+    void ensureOpen() {
         if (closed) {
             throw Errors.closed(name);
         }

@@ -60,6 +60,32 @@ class PooledArenaTest {
     }
 
     @Test
+    void smallSegments_cutFromBlocks_areDisjointAlignedAndZero() {
+        java.util.SplittableRandom random = new java.util.SplittableRandom(3);
+        try (Arena arena = pool.newArena()) {
+            List<MemorySegment> made = new ArrayList<>();
+            for (int i = 0; i < 2000; i++) {
+                long size = random.nextInt(PooledArena.BUMP_MAX_SIZE + 200); // both sides of the bump limit
+                long alignment = 1L << random.nextInt(13);                   // 1 B to 4 KiB
+                MemorySegment s = arena.allocate(size, alignment);
+                assertEquals(size, s.byteSize());
+                assertEquals(0, s.address() % alignment, "alignment " + alignment);
+                assertTrue(allZero(s));
+                s.fill((byte) (i % 100 + 1));
+                made.add(s);
+            }
+            made.sort(java.util.Comparator.comparingLong(MemorySegment::address));
+            for (int i = 1; i < made.size(); i++) {
+                MemorySegment previous = made.get(i - 1);
+                assertTrue(previous.address() + Math.max(1, previous.byteSize()) <= made.get(i).address(),
+                        "arena segments overlap");
+            }
+        }
+        pool.trimCurrentThreadCache();
+        assertEquals(0, pool.metrics().activeBytes());
+    }
+
+    @Test
     void arena_layoutsAndStrings_work() {
         try (Arena arena = pool.newArena()) {
             MemorySegment text = arena.allocateFrom("segpool");
