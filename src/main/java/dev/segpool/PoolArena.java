@@ -69,11 +69,10 @@ final class PoolArena {
 
     /**
      * Allocates one unit of class {@code sizeIndex} (runs aligned to {@code alignPages} pages) and hands
-     * it out in {@code state} as a segment of {@code byteSize} bytes, zeroed when the state is
-     * {@code ARENA}. This is the path of threads without a cache, of classes no cache holds, and of
+     * it out in {@code state} as a segment of {@code byteSize} bytes, zeroed if {@code zero}. This is the path of threads without a cache, of classes no cache holds, and of
      * aligned runs.
      */
-    MemorySegment allocate(int sizeIndex, int alignPages, long byteSize, byte state) {
+    MemorySegment allocate(int sizeIndex, int alignPages, long byteSize, byte state, boolean zero) {
         if (sizeClasses.isSmall(sizeIndex)) {
             SubpageList list = smallLists[sizeIndex];
             PoolSubpage subpage;
@@ -90,7 +89,7 @@ final class PoolArena {
             } finally {
                 list.lock.unlock();
             }
-            return zeroIf(state == UnitState.ARENA, subpage.chunk.hand(handle, list.elementSize, byteSize, state));
+            return zeroIf(zero, subpage.chunk.hand(handle, list.elementSize, byteSize, state));
         }
         PoolChunk chunk;
         long handle;
@@ -105,7 +104,7 @@ final class PoolArena {
         } finally {
             lock.unlock();
         }
-        return zeroIf(state == UnitState.ARENA && !untouched, chunk.hand(handle, 0, byteSize, state));
+        return zeroIf(zero && !untouched, chunk.hand(handle, 0, byteSize, state));
     }
 
     /** Arena units are handed out zeroed; a run never handed out since its chunk was created is zero already. */

@@ -9,8 +9,8 @@ import java.util.List;
 /**
  * A {@link java.lang.foreign.Arena} whose memory comes from a {@link SegmentPool}: confined to the
  * thread that opened it, or shared. Every segment is zero-filled; {@link #close()} gives them all back
- * at once. Like the JDK's own arenas, it cuts small segments from a block (4 KiB, zeroed when taken
- * from the pool) by bumping an offset; larger ones are pool allocations of their own.
+ * at once. Like the JDK's own arenas, it cuts small segments from a 4 KiB block by bumping an
+ * offset (zeroing only what it hands out); larger ones are pool allocations of their own.
  *
  * <p>With native access (decided once per pool), each segment is re-bound to the scope of a JDK arena
  * that this arena closes first, so an access after {@code close()} throws
@@ -31,7 +31,7 @@ final class PooledArena implements Arena {
      * block, so that a scratch arena makes one pool allocation, not one per segment.
      */
     static final int BUMP_MAX_SIZE = 1024;
-    /** Size, and alignment, of the zeroed blocks small requests are cut from. */
+    /** Size, and alignment, of the blocks small requests are cut from (each cut is zeroed, not the block). */
     static final int BLOCK_SIZE = 4096;
 
     /** The units an arena holds; also the Cleaner's action, so it must never reach the arena itself. */
@@ -147,19 +147,19 @@ final class PooledArena implements Arena {
         return bindScope ? SegmentPool.rebind(segment, scopeArena) : segment;
     }
 
-    /** Cuts a small segment from the current block (which is zero where not handed out yet), or a new one. */
+    /** Cuts a small zeroed segment from the current block, or from a new one. */
     private MemorySegment cut(long byteSize, long byteAlignment) {
         if (byteAlignment <= 0 || (byteAlignment & (byteAlignment - 1)) != 0) {
             throw Errors.badAlignment(byteAlignment);
         }
         long offset = (blockUsed + byteAlignment - 1) & -byteAlignment;
         if (offset + Math.max(byteSize, 1) > BLOCK_SIZE) {
-            block = pool.allocate(BLOCK_SIZE, BLOCK_SIZE, UnitState.ARENA);
+            block = pool.allocate(BLOCK_SIZE, BLOCK_SIZE, UnitState.ARENA, false);
             units.addUnit(block.address());
             offset = 0;
         }
         blockUsed = offset + Math.max(byteSize, 1); // every segment gets an address of its own
-        return block.asSlice(offset, byteSize);
+        return block.asSlice(offset, byteSize).fill((byte) 0);
     }
 
     @Override

@@ -213,6 +213,11 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * chunks) and tries once more.
      */
     MemorySegment allocate(long byteSize, long byteAlignment, byte state) {
+        return allocate(byteSize, byteAlignment, state, state == UnitState.ARENA);
+    }
+
+    /** As above; {@code zero} says whether the contents must read as zero. */
+    MemorySegment allocate(long byteSize, long byteAlignment, byte state, boolean zero) {
         if (byteSize < 0) {
             throw Errors.badSize(byteSize);
         }
@@ -221,13 +226,13 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         }
         ensureOpen();
         try {
-            return allocateChecked(byteSize, byteAlignment, state);
+            return allocateChecked(byteSize, byteAlignment, state, zero);
         } catch (MemoryLimitExceededException first) {
             long reserved = memory.reservedBytes();
             releaseFree("limit", false);
             if (memory.reservedBytes() < reserved) {
                 try {
-                    return allocateChecked(byteSize, byteAlignment, state);
+                    return allocateChecked(byteSize, byteAlignment, state, zero);
                 } catch (MemoryLimitExceededException second) {
                     first = second;
                 }
@@ -237,7 +242,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         }
     }
 
-    private MemorySegment allocateChecked(long byteSize, long byteAlignment, byte state) {
+    private MemorySegment allocateChecked(long byteSize, long byteAlignment, byte state, boolean zero) {
         int sizeIndex;
         int alignPages = 1;
         if (byteAlignment <= SizeClasses.QUANTUM) {
@@ -254,15 +259,15 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         }
         PoolThreadCache cache = currentCache();
         if (cache == null) {
-            return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state);
+            return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, zero);
         }
         if (alignPages == 1) {
             MemorySegment segment = cache.allocate(sizeIndex, byteSize, state);
             if (segment != null) {
-                return state == UnitState.ARENA ? segment.fill((byte) 0) : segment;
+                return zero ? segment.fill((byte) 0) : segment;
             }
         }
-        return cache.arena.allocate(sizeIndex, alignPages, byteSize, state);
+        return cache.arena.allocate(sizeIndex, alignPages, byteSize, state, zero);
     }
 
     /**
