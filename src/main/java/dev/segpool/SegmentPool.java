@@ -58,9 +58,9 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     private final ThreadLocal<CacheHolder> threadCache = new ThreadLocal<>();
     private final ScopedValue<PoolThreadCache> scopedCache = ScopedValue.newInstance();
     /**
-     * Set (plainly) before the first scoped binding. A thread that does not see it yet cannot be the
-     * owner of a scoped cache of this pool (the owner set it), so skipping the probe is safe: such a
-     * thread at most uses a cache of its own.
+     * Set (plainly) before the first scoped binding, so that pools that never bind one skip the
+     * probe. The owner set it itself, and a fork that inherits the binding is started after that
+     * (thread start happens-before), so every thread that can see a binding sees the flag.
      */
     private boolean scopedCachesBound;
     private final Set<PoolThreadCache> caches = ConcurrentHashMap.newKeySet();
@@ -671,6 +671,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * it, as a {@code StructuredTaskScope} fork inherits its parent's binding.
      */
     ScopedValue<PoolThreadCache> scopedCache() {
+        scopedCachesBound = true; // whoever binds through this must be seen as binding
         return scopedCache;
     }
 
