@@ -3,22 +3,18 @@ package dev.segpool;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
-import java.lang.ref.Cleaner;
 import java.lang.ref.WeakReference;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.LongAdder;
 
 /**
  * A pool of native memory that hands out {@link MemorySegment}s carved from large chunks, takes them
@@ -43,7 +39,6 @@ import java.util.concurrent.atomic.LongAdder;
  * segments handed out earlier become inaccessible instead of pointing at released memory.
  */
 public final class SegmentPool implements SegmentAllocator, AutoCloseable {
-    private static final Cleaner CLEANER = Cleaner.create();
     private static final AtomicInteger POOL_IDS = new AtomicInteger();
 
     private final String name;
@@ -52,20 +47,8 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     private final NativeMemory memory;
     private final ChunkRegistry registry;
     private final PoolArena[] arenas;
-    private final PoolThreadCache.CacheConfig cacheConfig;
-    private final boolean threadLocalCaches;
     private final Duration decay;
-    private final ThreadLocal<CacheHolder> threadCache = new ThreadLocal<>();
-    private final ScopedValue<PoolThreadCache> scopedCache = ScopedValue.newInstance();
-    /**
-     * Set (plainly) before the first scoped binding, so that pools that never bind one skip the
-     * probe. The owner set it itself, and a fork that inherits the binding is started after that
-     * (thread start happens-before), so every thread that can see a binding sees the flag.
-     */
-    private boolean scopedCachesBound;
-    private final Set<PoolThreadCache> caches = ConcurrentHashMap.newKeySet();
-    private final LongAdder retiredHits = new LongAdder();
-    private final LongAdder retiredMisses = new LongAdder();
+    private final ThreadCaches caches;
     private final Object closeLock = new Object();
     private final LeakTracker leaks;
     /** Whether pooled arenas bind their segments to their scope; decided once, when the pool is built. */
@@ -76,9 +59,6 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     /** Written by the decay thread only. */
     private long lastPurgeNanos = System.nanoTime();
     private volatile boolean closed;
-
-    /** The value a thread's {@code ThreadLocal} holds; when it becomes unreachable, its cache is released. */
-    private record CacheHolder(PoolThreadCache cache) {}
 
     private SegmentPool(Builder b) {
         this.name = b.name != null ? b.name : "segpool-" + POOL_IDS.incrementAndGet();
@@ -92,9 +72,8 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         for (int i = 0; i < arenaCount; i++) {
             arenas[i] = new PoolArena(i, sizeClasses, memory);
         }
-        this.cacheConfig = new PoolThreadCache.CacheConfig(b.smallCacheSize, b.normalCacheSize,
-                b.maxCachedSize, b.cacheTrimInterval);
-        this.threadLocalCaches = b.threadLocalCaches && cacheConfig.enabled();
+        this.caches = new ThreadCaches(this, arenas, new PoolThreadCache.CacheConfig(b.smallCacheSize,
+                b.normalCacheSize, b.maxCachedSize, b.cacheTrimInterval), b.threadLocalCaches);
         this.decay = b.decay;
         this.leaks = new LeakTracker(b.leakDetection != null ? b.leakDetection : LeakDetection.fromSystemProperty());
         this.mxBean = b.jmx ? PoolMXBean.register(this) : null;
@@ -148,11 +127,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         if (closed) {
             return;
         }
-        for (PoolThreadCache cache : caches) {
-            if (!cache.owner.isAlive()) {
-                cache.release(); // its thread ended: no need to wait for GC and the Cleaner
-            }
-        }
+        caches.releaseEnded();
         long now = System.nanoTime();
         long cutoff = now - decay.toNanos();
         for (PoolArena arena : arenas) {
@@ -257,7 +232,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
             }
             alignPages = sizeClasses.alignmentPages(byteAlignment);
         }
-        PoolThreadCache cache = currentCache();
+        PoolThreadCache cache = caches.current();
         if (cache == null) {
             return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, zero);
         }
@@ -320,7 +295,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     /** A claimed unit goes into the calling thread's cache when it holds the class, else to its arena. */
     private void giveBack(PoolChunk chunk, long handle, boolean useCache) {
         int sizeIndex = chunk.sizeIndex(handle);
-        PoolThreadCache cache = useCache ? currentCache() : null;
+        PoolThreadCache cache = useCache ? caches.current() : null;
         if (cache == null || !cache.offer(chunk, handle, sizeIndex)) {
             chunk.arena.free(chunk, handle, sizeIndex);
         }
@@ -376,33 +351,17 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     public void runWithThreadCache(Runnable task) {
         Objects.requireNonNull(task, "task");
         ensureOpen();
-        if (!cacheConfig.enabled() || scopedCache.isBound() && scopedCache.get().owner == Thread.currentThread()) {
+        caches.callBound(() -> {
             task.run();
-            return;
-        }
-        PoolThreadCache cache = attach(Thread.currentThread());
-        scopedCachesBound = true;
-        try {
-            ScopedValue.where(scopedCache, cache).run(task);
-        } finally {
-            cache.release();
-        }
+            return null;
+        });
     }
 
     /** As {@link #runWithThreadCache}, for a task with a result. */
     public <T> T callWithThreadCache(Callable<T> task) throws Exception {
         Objects.requireNonNull(task, "task");
         ensureOpen();
-        if (!cacheConfig.enabled() || scopedCache.isBound() && scopedCache.get().owner == Thread.currentThread()) {
-            return task.call();
-        }
-        PoolThreadCache cache = attach(Thread.currentThread());
-        scopedCachesBound = true;
-        try {
-            return ScopedValue.where(scopedCache, cache).call(task::call);
-        } finally {
-            cache.release();
-        }
+        return caches.callBound(task::call);
     }
 
     /**
@@ -412,67 +371,18 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      */
     public boolean trimCurrentThreadCache() {
         ensureOpen();
-        PoolThreadCache cache = existingCache();
+        PoolThreadCache cache = caches.existing();
         return cache != null && cache.flush();
     }
 
-    /** The calling thread's cache of this pool, created on first use; null when it gets none. */
-    private PoolThreadCache currentCache() {
-        if (scopedCachesBound && scopedCache.isBound()) {
-            PoolThreadCache scoped = scopedCache.get();
-            return scoped.owner == Thread.currentThread() ? scoped : null;
-        }
-        if (!threadLocalCaches) {
-            return null;
-        }
-        CacheHolder holder = threadCache.get();
-        if (holder != null) {
-            return holder.cache;
-        }
-        return Thread.currentThread().isVirtual() ? null : newThreadLocalCache();
-    }
-
-    private PoolThreadCache existingCache() {
-        if (scopedCachesBound && scopedCache.isBound()) {
-            PoolThreadCache scoped = scopedCache.get();
-            return scoped.owner == Thread.currentThread() ? scoped : null;
-        }
-        CacheHolder holder = threadCache.get();
-        return holder == null ? null : holder.cache;
-    }
-
-    private PoolThreadCache newThreadLocalCache() {
-        PoolThreadCache cache = attach(Thread.currentThread());
-        CacheHolder holder = new CacheHolder(cache);
-        threadCache.set(holder);
-        CLEANER.register(holder, cache::release);
-        return cache;
-    }
-
-    /**
-     * A new cache for {@code owner}, bound to the arena with the fewest caches. Package-private so that
-     * the JCStress tests can create a cache owned by one thread and hand it to another.
-     */
+    /** A cache for {@code owner}; package-private so that JCStress can hand one thread's cache to another. */
     PoolThreadCache attach(Thread owner) {
-        PoolArena arena = arenas[0];
-        for (PoolArena candidate : arenas) {
-            if (candidate.boundCaches.get() < arena.boundCaches.get()) {
-                arena = candidate;
-            }
-        }
-        arena.boundCaches.incrementAndGet();
-        PoolThreadCache cache = new PoolThreadCache(this, arena, owner, cacheConfig);
-        caches.add(cache);
-        return cache;
+        return caches.attach(owner);
     }
 
     /** Called by a cache that has been released. */
     void detach(PoolThreadCache cache) {
-        if (caches.remove(cache)) {
-            cache.arena.boundCaches.decrementAndGet();
-            retiredHits.add(cache.hits());
-            retiredMisses.add(cache.misses());
-        }
+        caches.detach(cache);
     }
 
     /** The arena of a thread without a cache. */
@@ -503,7 +413,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * {@code purge}, the free pages of chunks in use; returns the native bytes released.
      */
     private long releaseFree(String reason, boolean purge) {
-        PoolThreadCache cache = existingCache();
+        PoolThreadCache cache = caches.existing();
         if (cache != null) {
             cache.flush();
         }
@@ -536,19 +446,11 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
             used += m.usedBytes();
             free += m.freeBytes();
         }
-        long cached = 0;
-        long hits = retiredHits.sum();
-        long misses = retiredMisses.sum();
-        int live = 0;
-        for (PoolThreadCache cache : caches) {
-            cached += cache.cachedBytes();
-            hits += cache.hits();
-            misses += cache.misses();
-            live++;
-        }
+        ThreadCaches.Totals threads = caches.totals();
         long huge = memory.hugeBytes();
-        return new PoolMetrics(name, memory.reservedBytes(), used + huge - cached, cached, free, live,
-                registry.size(), huge, memory.hugeAllocations.sum(), memory.hugeDeallocations.sum(), hits, misses,
+        return new PoolMetrics(name, memory.reservedBytes(), used + huge - threads.cachedBytes(),
+                threads.cachedBytes(), free, threads.caches(), registry.size(), huge, memory.hugeAllocations.sum(),
+                memory.hugeDeallocations.sum(), threads.hits(), threads.misses(),
                 openArenas.get(), nativeAccess, List.copyOf(arenaMetrics));
     }
 
@@ -621,9 +523,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         if (mxBean != null) {
             mxBean.unregister();
         }
-        for (PoolThreadCache cache : caches) {
-            detach(cache);
-        }
+        caches.detachAll();
         reportLeaks();
         memory.releaseAll();
     }
@@ -666,13 +566,9 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         return sizeClasses;
     }
 
-    /**
-     * The scoped value that binds caches of this pool; tests bind a cache owned by another thread with
-     * it, as a {@code StructuredTaskScope} fork inherits its parent's binding.
-     */
+    /** The scoped value that binds caches of this pool; see {@link ThreadCaches#scopedValue()}. */
     ScopedValue<PoolThreadCache> scopedCache() {
-        scopedCachesBound = true; // whoever binds through this must be seen as binding
-        return scopedCache;
+        return caches.scopedValue();
     }
 
     Duration decay() {

@@ -1,0 +1,156 @@
+package dev.segpool;
+
+import java.lang.ref.Cleaner;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * Binds {@link PoolThreadCache}s of one pool to threads: a {@code ThreadLocal} cache for each platform
+ * thread (created on first use, released through the {@link Cleaner} or the decay task once its
+ * thread has ended), and scoped caches bound through a {@link ScopedValue} for the duration of a task.
+ * Virtual threads without a binding get none.
+ *
+ * <p>Protocol: {@link #current()} hands a cache only to its owner; a thread that sees a scoped binding
+ * it does not own (a {@code StructuredTaskScope} fork) gets null and uses the arena. {@link #live} holds
+ * every cache not released yet, for metrics, the decay task and close; it is a concurrent set.
+ * {@link #scopedBindings} is written plainly by a binding thread before it binds, and every thread that
+ * can see that binding was started after the write, so a pool that never binds skips the probe.
+ */
+final class ThreadCaches {
+    private static final Cleaner CLEANER = Cleaner.create();
+
+    /** The value a thread's {@code ThreadLocal} holds; when it becomes unreachable, its cache is released. */
+    private record Holder(PoolThreadCache cache) {}
+
+    private final SegmentPool pool;
+    private final PoolArena[] arenas;
+    private final PoolThreadCache.CacheConfig config;
+    private final boolean threadLocalCaches;
+    private final ThreadLocal<Holder> threadLocal = new ThreadLocal<>();
+    private final ScopedValue<PoolThreadCache> scoped = ScopedValue.newInstance();
+    private boolean scopedBindings;
+    private final Set<PoolThreadCache> live = ConcurrentHashMap.newKeySet();
+    private final LongAdder retiredHits = new LongAdder();
+    private final LongAdder retiredMisses = new LongAdder();
+
+    ThreadCaches(SegmentPool pool, PoolArena[] arenas, PoolThreadCache.CacheConfig config, boolean threadLocalCaches) {
+        this.pool = pool;
+        this.arenas = arenas;
+        this.config = config;
+        this.threadLocalCaches = threadLocalCaches && config.enabled();
+    }
+
+    /** The calling thread's cache, created on first use; null when the thread gets none. */
+    PoolThreadCache current() {
+        if (scopedBindings && scoped.isBound()) {
+            PoolThreadCache cache = scoped.get();
+            return cache.owner == Thread.currentThread() ? cache : null;
+        }
+        if (!threadLocalCaches) {
+            return null;
+        }
+        Holder holder = threadLocal.get();
+        if (holder != null) {
+            return holder.cache;
+        }
+        return Thread.currentThread().isVirtual() ? null : newThreadLocalCache();
+    }
+
+    /** The calling thread's cache if it has one; never creates one. */
+    PoolThreadCache existing() {
+        if (scopedBindings && scoped.isBound()) {
+            PoolThreadCache cache = scoped.get();
+            return cache.owner == Thread.currentThread() ? cache : null;
+        }
+        Holder holder = threadLocal.get();
+        return holder == null ? null : holder.cache;
+    }
+
+    /**
+     * Runs {@code task} with a fresh cache bound to the calling thread, and releases the cache when the
+     * task ends; inside a task already bound for this thread (or with caching off), just runs it.
+     */
+    <T, X extends Throwable> T callBound(ScopedValue.CallableOp<T, X> task) throws X {
+        if (!config.enabled() || scoped.isBound() && scoped.get().owner == Thread.currentThread()) {
+            return task.call();
+        }
+        PoolThreadCache cache = attach(Thread.currentThread());
+        scopedBindings = true;
+        try {
+            return ScopedValue.where(scoped, cache).call(task);
+        } finally {
+            cache.release();
+        }
+    }
+
+    private PoolThreadCache newThreadLocalCache() {
+        PoolThreadCache cache = attach(Thread.currentThread());
+        Holder holder = new Holder(cache);
+        threadLocal.set(holder);
+        CLEANER.register(holder, cache::release);
+        return cache;
+    }
+
+    /** A new cache for {@code owner}, bound to the arena with the fewest caches. */
+    PoolThreadCache attach(Thread owner) {
+        PoolArena arena = arenas[0];
+        for (PoolArena candidate : arenas) {
+            if (candidate.boundCaches.get() < arena.boundCaches.get()) {
+                arena = candidate;
+            }
+        }
+        arena.boundCaches.incrementAndGet();
+        PoolThreadCache cache = new PoolThreadCache(pool, arena, owner, config);
+        live.add(cache);
+        return cache;
+    }
+
+    /** Forgets a released cache (its contents are back in the arenas), keeping its counts. */
+    void detach(PoolThreadCache cache) {
+        if (live.remove(cache)) {
+            cache.arena.boundCaches.decrementAndGet();
+            retiredHits.add(cache.hits());
+            retiredMisses.add(cache.misses());
+        }
+    }
+
+    /** Releases the caches whose owner thread has ended: no need to wait for GC and the Cleaner. */
+    void releaseEnded() {
+        for (PoolThreadCache cache : live) {
+            if (!cache.owner.isAlive()) {
+                cache.release();
+            }
+        }
+    }
+
+    /** Forgets every cache; for the pool's close. */
+    void detachAll() {
+        for (PoolThreadCache cache : live) {
+            detach(cache);
+        }
+    }
+
+    /** Live caches and their figures, read without stopping their owners. */
+    record Totals(int caches, long cachedBytes, long hits, long misses) {}
+
+    Totals totals() {
+        int caches = 0;
+        long cached = 0;
+        long hits = retiredHits.sum();
+        long misses = retiredMisses.sum();
+        for (PoolThreadCache cache : live) {
+            caches++;
+            cached += cache.cachedBytes();
+            hits += cache.hits();
+            misses += cache.misses();
+        }
+        return new Totals(caches, cached, hits, misses);
+    }
+
+    /** The scoped value, for tests that bind a cache owned by another thread as a fork would see it. */
+    ScopedValue<PoolThreadCache> scopedValue() {
+        scopedBindings = true;
+        return scoped;
+    }
+}
