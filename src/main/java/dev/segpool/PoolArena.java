@@ -37,6 +37,12 @@ final class PoolArena {
     /** Where runs are searched: well-used chunks first, emptier ones kept for large runs. */
     private final PoolChunkList[] searchOrder = {q050, q025, q000, qInit, q075, empty};
 
+    /**
+     * A coarse clock for the "empty since" marks, advanced by the pool's decay task at each tick, so that
+     * a free does not read the system clock. Marks lag the real time by at most one tick.
+     */
+    volatile long clockNanos = System.nanoTime();
+
     // Guarded by lock.
     private long normalUsedBytes;
     private long normalAllocations;
@@ -209,7 +215,7 @@ final class PoolArena {
         PoolChunkList list = chunk.list;
         if (chunk.isEmpty()) {
             list.remove(chunk);
-            chunk.emptySinceNanos = System.nanoTime();
+            chunk.emptySinceNanos = clockNanos;
             empty.add(chunk);
             return;
         }
@@ -285,7 +291,7 @@ final class PoolArena {
             list.add(subpage);
         }
         if (subpage.isEmpty()) {
-            subpage.emptySinceNanos = System.nanoTime();
+            subpage.emptySinceNanos = clockNanos;
         }
         if (subpage.isEmpty() && !list.isOnly(subpage)) {
             list.remove(subpage);

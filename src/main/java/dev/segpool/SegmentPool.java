@@ -56,6 +56,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     private final AtomicInteger openArenas = new AtomicInteger();
     private final PoolMXBean mxBean;
     private final ScheduledFuture<?> decayTask;
+    private final long decayPeriodNanos;
     /** Written by the decay thread only. */
     private long lastPurgeNanos = System.nanoTime();
     private volatile boolean closed;
@@ -77,8 +78,9 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         this.decay = b.decay;
         this.leaks = new LeakTracker(b.leakDetection != null ? b.leakDetection : LeakDetection.fromSystemProperty());
         this.mxBean = b.jmx ? PoolMXBean.register(this) : null;
-        long period = Math.clamp(decay.toNanos() / 4, MIN_DECAY_PERIOD_NANOS, MAX_DECAY_PERIOD_NANOS);
-        this.decayTask = DECAY.scheduleWithFixedDelay(new DecayTask(this), period, period, TimeUnit.NANOSECONDS);
+        this.decayPeriodNanos = Math.clamp(decay.toNanos() / 4, MIN_DECAY_PERIOD_NANOS, MAX_DECAY_PERIOD_NANOS);
+        this.decayTask = DECAY.scheduleWithFixedDelay(new DecayTask(this), decayPeriodNanos, decayPeriodNanos,
+                TimeUnit.NANOSECONDS);
         PoolEvents.opened(this);
     }
 
@@ -129,8 +131,9 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         }
         caches.releaseEnded();
         long now = System.nanoTime();
-        long cutoff = now - decay.toNanos();
+        long cutoff = now - decay.toNanos() - decayPeriodNanos; // marks lag by up to one tick: never early
         for (PoolArena arena : arenas) {
+            arena.clockNanos = now;
             arena.releaseIdleSubpages(cutoff);
             for (PoolChunk chunk : arena.takeEmptyChunks(cutoff)) {
                 memory.releaseChunk(chunk, "decay");
