@@ -53,10 +53,6 @@ final class NativeMemory {
         return hugeBytes.get();
     }
 
-    int hugeCount() {
-        return huge.size();
-    }
-
     /**
      * Reserves {@code bytes} against the limit. The pool catches the exception, gives free memory
      * back, and tries once more before its user sees it.

@@ -102,11 +102,9 @@ final class PoolArena {
         boolean untouched;
         lock.lock();
         try {
-            chunk = allocateRunLocked(sizeClasses.runPages(sizeIndex), alignPages);
+            chunk = allocateNormalLocked(sizeIndex, alignPages);
             handle = allocatedHandle;
             untouched = chunk.lastRunUntouched;
-            normalUsedBytes += sizeClasses.size(sizeIndex);
-            normalAllocations++;
         } finally {
             lock.unlock();
         }
@@ -127,10 +125,8 @@ final class PoolArena {
         if (!sizeClasses.isSmall(sizeIndex)) {
             lock.lock();
             try {
-                chunks[from] = allocateRunLocked(sizeClasses.runPages(sizeIndex), 1);
+                chunks[from] = allocateNormalLocked(sizeIndex, 1);
                 handles[from] = allocatedHandle;
-                normalUsedBytes += sizeClasses.size(sizeIndex);
-                normalAllocations++;
                 return 1;
             } finally {
                 lock.unlock();
@@ -176,6 +172,14 @@ final class PoolArena {
         list.add(subpage);
         list.subpages++;
         return subpage;
+    }
+
+    /** A run of normal class {@code sizeIndex}, counted; handle in {@link #allocatedHandle}. Arena lock held. */
+    private PoolChunk allocateNormalLocked(int sizeIndex, int alignPages) {
+        PoolChunk chunk = allocateRunLocked(sizeClasses.runPages(sizeIndex), alignPages);
+        normalUsedBytes += sizeClasses.size(sizeIndex);
+        normalAllocations++;
+        return chunk;
     }
 
     /**
@@ -292,18 +296,28 @@ final class PoolArena {
         }
         if (subpage.isEmpty()) {
             subpage.emptySinceNanos = clockNanos;
-        }
-        if (subpage.isEmpty() && !list.isOnly(subpage)) {
-            list.remove(subpage);
-            list.subpages--;
-            lock.lock();
-            try {
-                chunk.freeSubpage(subpage);
-                placeAfterFree(chunk);
-            } finally {
-                lock.unlock();
+            if (!list.isOnly(subpage)) {
+                releaseSubpageLocked(list, subpage);
             }
         }
+    }
+
+    /** Unlists an empty subpage and gives its run back to its chunk. Size-class lock held. */
+    private void releaseSubpageLocked(SubpageList list, PoolSubpage subpage) {
+        list.remove(subpage);
+        list.subpages--;
+        lock.lock();
+        try {
+            subpage.chunk.freeSubpage(subpage);
+            placeAfterFree(subpage.chunk);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Whether something empty since {@code sinceNanos} is older than {@code cutoffNanos} ({@code MAX_VALUE}: all). */
+    private static boolean emptyBefore(long sinceNanos, long cutoffNanos) {
+        return cutoffNanos == Long.MAX_VALUE || sinceNanos - cutoffNanos < 0;
     }
 
     private void freeRunLocked(PoolChunk chunk, long handle, int sizeIndex) {
@@ -327,7 +341,7 @@ final class PoolArena {
             PoolChunk chunk = empty.head();
             while (chunk != null) {
                 PoolChunk next = chunk.next;
-                if (emptyBeforeNanos == Long.MAX_VALUE || chunk.emptySinceNanos - emptyBeforeNanos < 0) {
+                if (emptyBefore(chunk.emptySinceNanos, emptyBeforeNanos)) {
                     empty.remove(chunk);
                     taken.add(chunk);
                 }
@@ -350,16 +364,8 @@ final class PoolArena {
             try {
                 PoolSubpage subpage = list.first();
                 if (subpage != null && subpage.isEmpty() && list.isOnly(subpage)
-                        && (emptyBeforeNanos == Long.MAX_VALUE || subpage.emptySinceNanos - emptyBeforeNanos < 0)) {
-                    list.remove(subpage);
-                    list.subpages--;
-                    lock.lock();
-                    try {
-                        subpage.chunk.freeSubpage(subpage);
-                        placeAfterFree(subpage.chunk);
-                    } finally {
-                        lock.unlock();
-                    }
+                        && emptyBefore(subpage.emptySinceNanos, emptyBeforeNanos)) {
+                    releaseSubpageLocked(list, subpage);
                 }
             } finally {
                 list.lock.unlock();

@@ -250,11 +250,6 @@ final class PoolChunk {
         }
     }
 
-    /** Bytes of free pages currently given back to the kernel. */
-    long purgedBytes() {
-        return (long) purgedPages << pageShifts;
-    }
-
     /** Percentage of pages in use, as the chunk lists see it: 0 only when every page is free. */
     int usage() {
         if (freePages == 0) {
@@ -273,12 +268,6 @@ final class PoolChunk {
     /** The subpage whose run starts at page {@code runOffset}; for threads that own one of its elements. */
     PoolSubpage subpage(int runOffset) {
         return subpages[runOffset];
-    }
-
-    /** Byte offset inside the chunk of the run or element {@code handle}. */
-    long offset(long handle, int elementSize) {
-        long offset = (long) Handle.runOffset(handle) << pageShifts;
-        return Handle.isSubpage(handle) ? offset + (long) Handle.bitmapIndex(handle) * elementSize : offset;
     }
 
     /**

@@ -269,13 +269,8 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         if (!segment.scope().isAlive()) {
             throw Errors.staleSegment(name, address);
         }
-        PoolChunk chunk = registry.find(address);
-        if (chunk == null) {
-            if (!memory.freeHuge(address, UnitState.LIVE)) {
-                throw memory.notHuge(address);
-            }
-        } else {
-            giveBack(chunk, chunk.claim(address, UnitState.LIVE), true);
+        if (!freeUnit(address, UnitState.LIVE, true)) {
+            throw memory.notHuge(address);
         }
         if (leaks.enabled()) {
             leaks.freed(address);
@@ -284,24 +279,29 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
 
     /** Gives back a unit of a pooled arena that is closing (or was found unreachable). */
     void freeArenaUnit(long address, boolean useCache) {
-        if (closed) {
-            return; // the pool released everything already
-        }
-        PoolChunk chunk = registry.find(address);
-        if (chunk == null) {
-            memory.freeHuge(address, UnitState.ARENA);
-        } else {
-            giveBack(chunk, chunk.claim(address, UnitState.ARENA), useCache);
+        if (!closed) { // else the pool released everything already
+            freeUnit(address, UnitState.ARENA, useCache);
         }
     }
 
-    /** A claimed unit goes into the calling thread's cache when it holds the class, else to its arena. */
-    private void giveBack(PoolChunk chunk, long handle, boolean useCache) {
+    /**
+     * Claims the unit in state {@code expected} that starts at {@code address} and gives it back: a huge
+     * allocation to the OS; a pooled unit into the calling thread's cache when {@code useCache} and the
+     * cache holds its class, else to its arena. Returns false when the address is in no chunk and starts
+     * no huge allocation; throws, changing nothing, when no such unit starts there.
+     */
+    private boolean freeUnit(long address, byte expected, boolean useCache) {
+        PoolChunk chunk = registry.find(address);
+        if (chunk == null) {
+            return memory.freeHuge(address, expected);
+        }
+        long handle = chunk.claim(address, expected);
         int sizeIndex = chunk.sizeIndex(handle);
         PoolThreadCache cache = useCache ? caches.current() : null;
         if (cache == null || !cache.offer(chunk, handle, sizeIndex)) {
             chunk.arena.free(chunk, handle, sizeIndex);
         }
+        return true;
     }
 
     // ---- pooled arenas ----

@@ -44,8 +44,7 @@ final class ThreadCaches {
     /** The calling thread's cache, created on first use; null when the thread gets none. */
     PoolThreadCache current() {
         if (scopedBindings && scoped.isBound()) {
-            PoolThreadCache cache = scoped.get();
-            return cache.owner == Thread.currentThread() ? cache : null;
+            return scopedIfOwned();
         }
         if (!threadLocalCaches) {
             return null;
@@ -60,11 +59,16 @@ final class ThreadCaches {
     /** The calling thread's cache if it has one; never creates one. */
     PoolThreadCache existing() {
         if (scopedBindings && scoped.isBound()) {
-            PoolThreadCache cache = scoped.get();
-            return cache.owner == Thread.currentThread() ? cache : null;
+            return scopedIfOwned();
         }
         Holder holder = threadLocal.get();
         return holder == null ? null : holder.cache;
+    }
+
+    /** The bound scoped cache if the calling thread owns it; null for a fork that inherited the binding. */
+    private PoolThreadCache scopedIfOwned() {
+        PoolThreadCache cache = scoped.get();
+        return cache.owner == Thread.currentThread() ? cache : null;
     }
 
     /**
@@ -72,7 +76,7 @@ final class ThreadCaches {
      * task ends; inside a task already bound for this thread (or with caching off), just runs it.
      */
     <T, X extends Throwable> T callBound(ScopedValue.CallableOp<T, X> task) throws X {
-        if (!config.enabled() || scoped.isBound() && scoped.get().owner == Thread.currentThread()) {
+        if (!config.enabled() || scoped.isBound() && scopedIfOwned() != null) {
             return task.call();
         }
         PoolThreadCache cache = attach(Thread.currentThread());
