@@ -18,6 +18,7 @@ final class ChunkRegistry {
     private final int chunkShift;
     private final List<PoolChunk> chunks = new ArrayList<>();
     private volatile PoolChunk[] table = new PoolChunk[MIN_TABLE];
+    private volatile int size;
 
     ChunkRegistry(int chunkSize) {
         this.chunkShift = Integer.numberOfTrailingZeros(chunkSize);
@@ -54,8 +55,9 @@ final class ChunkRegistry {
         return List.copyOf(chunks);
     }
 
-    synchronized int size() {
-        return chunks.size();
+    /** Chunks registered; read without the lock. */
+    int size() {
+        return size;
     }
 
     private void rebuild() {
@@ -70,6 +72,7 @@ final class ChunkRegistry {
             t[i] = chunk;
         }
         table = t;
+        size = chunks.size();
     }
 
     private static int slot(long key) {

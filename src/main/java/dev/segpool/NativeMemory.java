@@ -17,6 +17,10 @@ import java.util.concurrent.atomic.LongAdder;
  * native memory is taken, and unreserved after it is given back, so {@link #reservedBytes()} never
  * crosses the limit even while many threads race. Huge allocations live in a concurrent map keyed by
  * address; removing the key is what claims one for freeing, so of two racing frees one wins.
+ *
+ * <p>Acquiring memory (a chunk or a huge allocation, up to its registration) is an operation of the
+ * pool's {@link Lifecycle}: none starts once the pool is closing, and close waits for those in
+ * flight, so {@link #releaseAll} sees everything that was acquired.
  */
 final class NativeMemory {
     /** Bookkeeping of one huge allocation: its JDK arena, size and {@link UnitState} (LIVE or ARENA). */
@@ -33,11 +37,11 @@ final class NativeMemory {
     private final AtomicLong hugeBytes = new AtomicLong();
     final LongAdder hugeAllocations = new LongAdder();
     final LongAdder hugeDeallocations = new LongAdder();
-    final LongAdder chunksAllocated = new LongAdder();
-    final LongAdder chunksReleased = new LongAdder();
+    private final Lifecycle lifecycle;
 
-    NativeMemory(String poolName, int chunkSize, long limit, boolean mapped) {
+    NativeMemory(String poolName, int chunkSize, long limit, boolean mapped, Lifecycle lifecycle) {
         this.poolName = poolName;
+        this.lifecycle = lifecycle;
         this.chunkSize = chunkSize;
         this.limit = limit;
         this.mapped = mapped;
@@ -70,13 +74,23 @@ final class NativeMemory {
 
     /** A new chunk for {@code arena}, registered for lookup by address. */
     PoolChunk allocateChunk(PoolArena arena) {
-        Arena memory = Arena.ofShared();
-        MemorySegment segment = acquire(memory, chunkSize, chunkSize);
-        PoolChunk chunk = new PoolChunk(arena, memory, segment);
-        registry.add(chunk);
-        chunksAllocated.increment();
-        PoolEvents.chunkAllocated(poolName, chunk, reserved.get());
-        return chunk;
+        enter();
+        try {
+            Arena memory = Arena.ofShared();
+            MemorySegment segment = acquire(memory, chunkSize, chunkSize);
+            PoolChunk chunk = new PoolChunk(arena, memory, segment);
+            registry.add(chunk);
+            PoolEvents.chunkAllocated(poolName, chunk, reserved.get());
+            return chunk;
+        } finally {
+            lifecycle.exit();
+        }
+    }
+
+    private void enter() {
+        if (!lifecycle.enter()) {
+            throw Errors.closed(poolName);
+        }
     }
 
     /**
@@ -107,15 +121,24 @@ final class NativeMemory {
         if (!registry.remove(chunk)) {
             return false;
         }
+        chunk.released = true;
         chunk.memory.close();
         long after = reserved.addAndGet(-chunkSize);
-        chunksReleased.increment();
         PoolEvents.chunkReleased(poolName, chunk, reason, after);
         return true;
     }
 
     /** A dedicated allocation, zeroed (the JDK and mmap zero what they give), handed out in {@code state}. */
     MemorySegment allocateHuge(long byteSize, long byteAlignment, byte state) {
+        enter();
+        try {
+            return acquireHuge(byteSize, byteAlignment, state);
+        } finally {
+            lifecycle.exit();
+        }
+    }
+
+    private MemorySegment acquireHuge(long byteSize, long byteAlignment, byte state) {
         Arena memory = Arena.ofShared();
         MemorySegment segment = acquire(memory, byteSize, byteAlignment);
         huge.put(segment.address(), new Huge(memory, byteSize, state));
@@ -168,13 +191,41 @@ final class NativeMemory {
         return new ArrayList<>(huge.values());
     }
 
-    /** Releases everything; for {@code close()}. */
-    void releaseAll() {
+    /**
+     * Releases everything, for {@code close()}, once no operation is in flight. With
+     * {@code keepOpenArenas} (pooled arenas' segments are bound to scopes only their arenas can close),
+     * a chunk that holds units of an open arena is kept, its units marked {@code ORPHANED}, until the
+     * last of them comes back ({@link #releaseOrphan}); so are such arenas' huge allocations. Returns
+     * the bytes kept.
+     */
+    long releaseAll(boolean keepOpenArenas) {
+        long kept = 0;
         for (PoolChunk chunk : registry.all()) {
-            releaseChunk(chunk, "close");
+            if (keepOpenArenas && chunk.orphanArenaUnits() > 0) {
+                kept += chunkSize;
+            } else {
+                releaseChunk(chunk, "close");
+            }
         }
         for (var entry : List.copyOf(huge.entrySet())) {
-            freeHuge(entry.getKey(), entry.getValue().state);
+            Huge h = entry.getValue();
+            if (keepOpenArenas && h.state == UnitState.ARENA) {
+                kept += h.byteSize;
+            } else {
+                freeHuge(entry.getKey(), h.state);
+            }
+        }
+        return kept;
+    }
+
+    /**
+     * An open arena gives back a unit its pool orphaned at close: the unit was moved back to
+     * {@code FREE} by the caller; the chunk goes once no orphan is left in it. Called only after the
+     * pool is {@code CLOSED}, so every orphan of the chunk was marked before this looks.
+     */
+    void releaseOrphan(PoolChunk chunk) {
+        if (!chunk.hasOrphans()) {
+            releaseChunk(chunk, "arena closed after the pool");
         }
     }
 }

@@ -1,6 +1,8 @@
 package dev.segpool;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -13,9 +15,20 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>Protocol: chunk lists, chunk runs and the normal counters are guarded by {@link #lock}; each
  * small size class by its {@link SubpageList#lock}. Lock order: size-class lock, then arena lock.
  * Units passed to the free methods have already been claimed (their {@link UnitState} is FREE), so
- * only the thread that claimed or cached them can pass them here, once.
+ * only the thread that claimed or cached them can pass them here, once. Totals ({@link #usedBytes()})
+ * are written under the lock that guards them and read without one (opaque), for cheap metrics.
  */
 final class PoolArena {
+    private static final VarHandle NORMAL_USED;
+
+    static {
+        try {
+            NORMAL_USED = MethodHandles.lookup().findVarHandle(PoolArena.class, "normalUsedBytes", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     final int index;
     final String poolName;
     final SizeClasses sizeClasses;
@@ -37,21 +50,17 @@ final class PoolArena {
     /** Where runs are searched: well-used chunks first, emptier ones kept for large runs. */
     private final PoolChunkList[] searchOrder = {q050, q025, q000, qInit, q075, empty};
 
-    /**
-     * A coarse clock for the "empty since" marks, advanced by the pool's decay task at each tick, so that
-     * a free does not read the system clock. Marks lag the real time by at most one tick.
-     */
-    volatile long clockNanos = System.nanoTime();
+    /** The "empty since" marks' clock: coarse, so that a free does not read the system clock. */
+    private final CoarseClock clock;
 
-    // Guarded by lock.
+    // Guarded by lock (normalUsedBytes also read opaque without it).
     private long normalUsedBytes;
     private long normalAllocations;
     private long normalDeallocations;
-    /** Out-parameter of {@link #allocateRunLocked}: the handle of the run it cut. */
-    private long allocatedHandle;
 
-    PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory) {
+    PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory, CoarseClock clock) {
         this.index = index;
+        this.clock = clock;
         this.poolName = memory.poolName;
         this.sizeClasses = sizeClasses;
         this.memory = memory;
@@ -90,7 +99,7 @@ final class PoolArena {
                 if (subpage.available == 0) {
                     list.remove(subpage);
                 }
-                list.usedElements++;
+                list.addUsed(1);
                 list.allocations++;
             } finally {
                 list.lock.unlock();
@@ -102,9 +111,10 @@ final class PoolArena {
         boolean untouched;
         lock.lock();
         try {
-            chunk = allocateNormalLocked(sizeIndex, alignPages);
-            handle = allocatedHandle;
-            untouched = chunk.lastRunUntouched;
+            chunk = chunkWithRun(sizeClasses.runPages(sizeIndex), alignPages);
+            int untouchedFrom = chunk.untouchedFrom();
+            handle = allocateNormalLocked(chunk, sizeIndex, alignPages);
+            untouched = Handle.runOffset(handle) >= untouchedFrom;
         } finally {
             lock.unlock();
         }
@@ -125,8 +135,9 @@ final class PoolArena {
         if (!sizeClasses.isSmall(sizeIndex)) {
             lock.lock();
             try {
-                chunks[from] = allocateNormalLocked(sizeIndex, 1);
-                handles[from] = allocatedHandle;
+                PoolChunk chunk = chunkWithRun(sizeClasses.runPages(sizeIndex), 1);
+                chunks[from] = chunk;
+                handles[from] = allocateNormalLocked(chunk, sizeIndex, 1);
                 return 1;
             } finally {
                 lock.unlock();
@@ -148,7 +159,7 @@ final class PoolArena {
                 }
                 subpage = list.first();
             }
-            list.usedElements += n;
+            list.addUsed(n);
             list.allocations += n;
             return n;
         } finally {
@@ -164,8 +175,9 @@ final class PoolArena {
         }
         lock.lock();
         try {
-            PoolChunk chunk = allocateRunLocked(sizeClasses.subpageRunPages(list.sizeIndex), 1);
-            subpage = chunk.newSubpage(allocatedHandle, list.sizeIndex);
+            int pages = sizeClasses.subpageRunPages(list.sizeIndex);
+            PoolChunk chunk = chunkWithRun(pages, 1);
+            subpage = chunk.newSubpage(allocateRunLocked(chunk, pages, 1), list.sizeIndex);
         } finally {
             lock.unlock();
         }
@@ -174,35 +186,36 @@ final class PoolArena {
         return subpage;
     }
 
-    /** A run of normal class {@code sizeIndex}, counted; handle in {@link #allocatedHandle}. Arena lock held. */
-    private PoolChunk allocateNormalLocked(int sizeIndex, int alignPages) {
-        PoolChunk chunk = allocateRunLocked(sizeClasses.runPages(sizeIndex), alignPages);
-        normalUsedBytes += sizeClasses.size(sizeIndex);
+    /** Cuts a run of normal class {@code sizeIndex} from {@code chunk}, counted; arena lock held. */
+    private long allocateNormalLocked(PoolChunk chunk, int sizeIndex, int alignPages) {
+        long handle = allocateRunLocked(chunk, sizeClasses.runPages(sizeIndex), alignPages);
+        NORMAL_USED.setOpaque(this, normalUsedBytes + sizeClasses.size(sizeIndex));
         normalAllocations++;
-        return chunk;
+        return handle;
+    }
+
+    /** Cuts a run from {@code chunk}, which {@link #chunkWithRun} chose, and re-lists the chunk. Arena lock held. */
+    private long allocateRunLocked(PoolChunk chunk, int pages, int alignPages) {
+        long handle = chunk.allocateRun(pages, alignPages);
+        assert handle != Handle.NONE;
+        placeAfterAllocation(chunk);
+        return handle;
     }
 
     /**
-     * Cuts a run from the first chunk, in search order, that has room, or from a new chunk; returns the
-     * chunk and leaves the handle in {@link #allocatedHandle}. Arena lock held.
+     * The first chunk, in search order, that has a free run for {@code pages} pages aligned to
+     * {@code alignPages}, or a new chunk (listed in qInit). Arena lock held.
      */
-    private PoolChunk allocateRunLocked(int pages, int alignPages) {
+    private PoolChunk chunkWithRun(int pages, int alignPages) {
         for (PoolChunkList list : searchOrder) {
             for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
-                long handle = chunk.allocateRun(pages, alignPages);
-                if (handle != Handle.NONE) {
-                    allocatedHandle = handle;
-                    placeAfterAllocation(chunk);
+                if (chunk.hasRun(pages, alignPages)) {
                     return chunk;
                 }
             }
         }
         PoolChunk chunk = memory.allocateChunk(this);
         qInit.add(chunk);
-        long handle = chunk.allocateRun(pages, alignPages);
-        assert handle != Handle.NONE;
-        allocatedHandle = handle;
-        placeAfterAllocation(chunk);
         return chunk;
     }
 
@@ -219,7 +232,7 @@ final class PoolArena {
         PoolChunkList list = chunk.list;
         if (chunk.isEmpty()) {
             list.remove(chunk);
-            chunk.emptySinceNanos = clockNanos;
+            chunk.emptySinceNanos = clock.now();
             empty.add(chunk);
             return;
         }
@@ -289,13 +302,13 @@ final class PoolArena {
     private void freeElementLocked(SubpageList list, PoolChunk chunk, long handle) {
         PoolSubpage subpage = chunk.subpage(Handle.runOffset(handle));
         subpage.free(Handle.bitmapIndex(handle));
-        list.usedElements--;
+        list.addUsed(-1);
         list.deallocations++;
         if (!subpage.listed) {
             list.add(subpage);
         }
         if (subpage.isEmpty()) {
-            subpage.emptySinceNanos = clockNanos;
+            subpage.emptySinceNanos = clock.now();
             if (!list.isOnly(subpage)) {
                 releaseSubpageLocked(list, subpage);
             }
@@ -322,7 +335,7 @@ final class PoolArena {
 
     private void freeRunLocked(PoolChunk chunk, long handle, int sizeIndex) {
         chunk.freeRun(handle);
-        normalUsedBytes -= sizeClasses.size(sizeIndex);
+        NORMAL_USED.setOpaque(this, normalUsedBytes - sizeClasses.size(sizeIndex));
         normalDeallocations++;
         placeAfterFree(chunk);
     }
@@ -330,11 +343,29 @@ final class PoolArena {
     // ---- giving memory back ----
 
     /**
-     * Takes out the chunks that have been empty since before {@code emptyBeforeNanos} (all empty
-     * chunks for {@code Long.MAX_VALUE}); the caller releases them. A chunk that holds the only subpage
-     * of a small class is not empty: that subpage's run is in use.
+     * Gives back what has stayed free since before {@code cutoffNanos} ({@code Long.MAX_VALUE}: all of
+     * it): runs of subpages no element used (each class otherwise keeps one, so that the next small
+     * allocation does not cut a new run), then chunks with no page in use, whose memory goes back to
+     * the OS; and, if {@code purge}, the long-free pages of chunks in use ({@link #purge}). Returns the
+     * native bytes released. Runs inside an operation of the pool's {@link Lifecycle}.
      */
-    List<PoolChunk> takeEmptyChunks(long emptyBeforeNanos) {
+    long reclaim(long cutoffNanos, boolean purge, boolean allPages, String reason) {
+        releaseIdleSubpages(cutoffNanos);
+        long released = 0;
+        for (PoolChunk chunk : takeEmptyChunks(cutoffNanos)) {
+            if (memory.releaseChunk(chunk, reason)) {
+                released += memory.chunkSize;
+            }
+        }
+        return purge ? released + purge(allPages) : released;
+    }
+
+    /**
+     * Takes out the chunks that have been empty since before {@code emptyBeforeNanos}; the caller
+     * releases them. A chunk that holds the only subpage of a small class is not empty: that
+     * subpage's run is in use.
+     */
+    private List<PoolChunk> takeEmptyChunks(long emptyBeforeNanos) {
         List<PoolChunk> taken = new ArrayList<>();
         lock.lock();
         try {
@@ -353,12 +384,7 @@ final class PoolArena {
         return taken;
     }
 
-    /**
-     * Gives back the runs of subpages that no element has used since before {@code emptyBeforeNanos}
-     * (each class otherwise keeps one, so that the next small allocation does not cut a new run); for
-     * {@code trim()} ({@code Long.MAX_VALUE}: all of them) and the decay task.
-     */
-    void releaseIdleSubpages(long emptyBeforeNanos) {
+    private void releaseIdleSubpages(long emptyBeforeNanos) {
         for (SubpageList list : smallLists) {
             list.lock.lock();
             try {
@@ -377,7 +403,10 @@ final class PoolArena {
      * Purges the long-free pages of this arena's chunks that are in use (see {@link PoolChunk#purge});
      * {@code all}: every free page. Returns the bytes purged.
      */
-    long purge(boolean all) {
+    private long purge(boolean all) {
+        if (!memory.mapped) {
+            return 0;
+        }
         lock.lock();
         try {
             long bytes = 0;
@@ -396,6 +425,15 @@ final class PoolArena {
     }
 
     // ---- inspection ----
+
+    /** Bytes handed out from this arena (to users or thread caches), read without a lock. */
+    long usedBytes() {
+        long used = (long) NORMAL_USED.getOpaque(this);
+        for (SubpageList list : smallLists) {
+            used += list.usedElements() * list.elementSize;
+        }
+        return used;
+    }
 
     /** Runs {@code action} with every lock of this arena held, so that it sees a consistent state. */
     <T> T locked(java.util.function.Supplier<T> action) {

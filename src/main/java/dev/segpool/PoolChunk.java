@@ -28,6 +28,8 @@ final class PoolChunk {
     /** The JDK arena that owns this chunk's native memory; closing it releases the chunk. */
     final Arena memory;
     final MemorySegment segment;
+    /** The scope of {@link #segment} and of every slice of it: how {@code free} knows a segment is this chunk's. */
+    final MemorySegment.Scope scope;
     final long base;
     final int pageShifts;
     final int chunkPages;
@@ -40,8 +42,8 @@ final class PoolChunk {
     int freePages;
     /** Pages at and above this one were never handed out since the chunk was created: still zero. */
     private int untouchedFrom;
-    /** Whether the run cut last by {@link #allocateRun} had never been handed out (is all zero). */
-    boolean lastRunUntouched;
+    /** Set once its memory is released (under the pool's lifecycle); nothing may purge it after that. */
+    volatile boolean released;
     /** Pages free at the last purge scan, one bit each; null before the first scan. */
     private long[] freeAtLastScan;
     /** Pages given back to the kernel and not handed out since, one bit each; null until the first purge. */
@@ -59,6 +61,7 @@ final class PoolChunk {
         this.sizeClasses = arena.sizeClasses;
         this.memory = memory;
         this.segment = segment;
+        this.scope = segment.scope();
         this.base = segment.address();
         this.pageShifts = sizeClasses.pageShifts;
         this.chunkPages = sizeClasses.chunkPages;
@@ -76,43 +79,67 @@ final class PoolChunk {
     // ---- runs (arena lock held) ----
 
     /**
-     * Cuts a used run of {@code pages} pages whose first page is a multiple of {@code alignPages};
-     * returns its handle, or {@link Handle#NONE} when no free run is large enough. The lowest free run
-     * of the smallest fitting class is taken; what is left before and after goes back as free runs.
+     * The run class queue holding the lowest free run that can hold {@code pages} pages starting at a
+     * multiple of {@code alignPages}, or -1 when there is none. Any run in a queue at or above the
+     * class of {@code pages + alignPages - 1} fits, however it is aligned.
      */
-    long allocateRun(int pages, int alignPages) {
+    private int fittingQueue(int pages, int alignPages) {
         int span = pages + alignPages - 1;
         if (span > freePages) {
-            return Handle.NONE;
+            return -1;
         }
         for (int q = sizeClasses.runClassCeiling(span); q < freeRuns.length; q++) {
-            RunQueue queue = freeRuns[q];
-            if (queue.isEmpty()) {
-                continue;
+            if (!freeRuns[q].isEmpty()) {
+                return q;
             }
-            long free = queue.poll();
-            clearEdges(free);
-            int offset = Handle.runOffset(free);
-            int total = Handle.runPages(free);
-            int start = (offset + alignPages - 1) / alignPages * alignPages;
-            if (start > offset) {
-                insertFreeRun(offset, start - offset);
-            }
-            int tail = offset + total - (start + pages);
-            if (tail > 0) {
-                insertFreeRun(start + pages, tail);
-            }
-            long run = Handle.run(start, pages, true);
-            if (purgedPages > 0) {
-                unmarkPurged(start, pages);
-            }
-            lastRunUntouched = start >= untouchedFrom;
-            untouchedFrom = Math.max(untouchedFrom, start + pages);
-            LONGS.setRelease(runMap, start, run);
-            freePages -= pages;
-            return run;
         }
-        return Handle.NONE;
+        return -1;
+    }
+
+    /** Whether {@link #allocateRun} can cut such a run here. */
+    boolean hasRun(int pages, int alignPages) {
+        return fittingQueue(pages, alignPages) >= 0;
+    }
+
+    /**
+     * Pages at and above this one were never handed out since the chunk was mapped, so they read as
+     * zero: a run cut at or above the value read before the cut needs no zeroing.
+     */
+    int untouchedFrom() {
+        return untouchedFrom;
+    }
+
+    /**
+     * Cuts a used run of {@code pages} pages whose first page is a multiple of {@code alignPages} and
+     * returns its handle, or {@link Handle#NONE} when no free run is large enough ({@link #hasRun}
+     * says so in advance). The lowest free run of the smallest fitting class is taken; what is left
+     * before and after goes back as free runs.
+     */
+    long allocateRun(int pages, int alignPages) {
+        int q = fittingQueue(pages, alignPages);
+        if (q < 0) {
+            return Handle.NONE;
+        }
+        long free = freeRuns[q].poll();
+        clearEdges(free);
+        int offset = Handle.runOffset(free);
+        int total = Handle.runPages(free);
+        int start = (offset + alignPages - 1) / alignPages * alignPages;
+        if (start > offset) {
+            insertFreeRun(offset, start - offset);
+        }
+        int tail = offset + total - (start + pages);
+        if (tail > 0) {
+            insertFreeRun(start + pages, tail);
+        }
+        long run = Handle.run(start, pages, true);
+        if (purgedPages > 0) {
+            unmarkPurged(start, pages);
+        }
+        untouchedFrom = Math.max(untouchedFrom, start + pages);
+        LONGS.setRelease(runMap, start, run);
+        freePages -= pages;
+        return run;
     }
 
     /** Gives back a used run (or a subpage's run) and merges it with its free neighbours. */
@@ -197,6 +224,9 @@ final class PoolChunk {
      * Done under the arena lock, so no run being purged can be handed out meanwhile.
      */
     long purge(boolean all) {
+        if (released) {
+            throw new AssertionError("purge of released chunk " + this);
+        }
         long[] free = new long[(chunkPages + 63) >>> 6];
         for (RunQueue queue : freeRuns) {
             for (int i = 0; i < queue.size(); i++) {
@@ -288,47 +318,119 @@ final class PoolChunk {
     }
 
     /**
-     * Claims the allocation in state {@code expected} that starts at {@code address} (inside this
-     * chunk) for freeing and returns its handle. Throws, changing nothing, when none starts there.
+     * Claims the unit in state {@code expected} that starts at {@code address} (inside this chunk) for
+     * freeing and returns its handle; {@link Handle#NONE}, changing nothing, when no such unit starts
+     * there ({@link #claimFailure} says why). The one compare-and-exchange on the unit's state is the
+     * only write: of two racing claims, one wins.
      */
     long claim(long address, byte expected) {
         long offset = address - base;
         int page = (int) (offset >>> pageShifts);
         long handle = (long) LONGS.getAcquire(runMap, page);
-        if (handle == 0 || !Handle.isUsed(handle)) {
-            throw Errors.notLive(arena.poolName, address, handle != 0);
+        if (!Handle.isUsed(handle)) {
+            return Handle.NONE;
         }
         if (Handle.isSubpage(handle)) {
-            int runOffset = Handle.runOffset(handle);
-            PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, runOffset);
-            if (subpage == null) {
-                throw Errors.notLive(arena.poolName, address, false);
-            }
-            int inRun = (int) (offset - ((long) runOffset << pageShifts)); // a subpage run is at most 7 pages
-            int index = inRun / subpage.elementSize;
-            if (index * subpage.elementSize != inRun || index >= subpage.maxElements) {
-                throw Errors.interior(arena.poolName, address, base + subpage.elementOffset(index),
-                        subpage.elementSize);
-            }
-            checkClaimed(UnitState.claim(subpage.states, index, expected), expected, address);
-            return Handle.element(subpage.runHandle, index);
+            return claimElement(handle, offset, expected);
         }
-        if (Handle.runOffset(handle) != page || (offset & ((1L << pageShifts) - 1)) != 0) {
-            throw Errors.interior(arena.poolName, address, base + ((long) Handle.runOffset(handle) << pageShifts),
-                    (long) Handle.runPages(handle) << pageShifts);
+        if (Handle.runOffset(handle) != page || (offset & ((1L << pageShifts) - 1)) != 0
+                || UnitState.claim(runStates, page, expected) != expected) {
+            return Handle.NONE;
         }
-        checkClaimed(UnitState.claim(runStates, page, expected), expected, address);
-        return (long) LONGS.getAcquire(runMap, page);
+        return handle;
     }
 
-    private void checkClaimed(byte previous, byte expected, long address) {
-        if (previous == expected) {
-            return;
+    private long claimElement(long subpageRun, long offset, byte expected) {
+        int runOffset = Handle.runOffset(subpageRun);
+        PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, runOffset);
+        if (subpage == null) {
+            return Handle.NONE;
         }
-        if (previous == UnitState.ARENA) {
-            throw Errors.arenaOwned(arena.poolName, address);
+        int inRun = (int) (offset - ((long) runOffset << pageShifts)); // a subpage run is at most 7 pages
+        int index = inRun / subpage.elementSize;
+        if (index * subpage.elementSize != inRun || index >= subpage.maxElements
+                || UnitState.claim(subpage.states, index, expected) != expected) {
+            return Handle.NONE;
         }
-        throw Errors.notLive(arena.poolName, address, true);
+        return Handle.element(subpage.runHandle, index);
+    }
+
+    /** Why {@link #claim} of {@code address} expecting {@code expected} failed; on the error path only. */
+    IllegalArgumentException claimFailure(long address, byte expected) {
+        long offset = address - base;
+        int page = (int) (offset >>> pageShifts);
+        long handle = (long) LONGS.getAcquire(runMap, page);
+        if (!Handle.isUsed(handle)) {
+            return Errors.notLive(arena.poolName, address, handle != 0);
+        }
+        byte state;
+        if (Handle.isSubpage(handle)) {
+            PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, Handle.runOffset(handle));
+            if (subpage == null) {
+                return Errors.notLive(arena.poolName, address, false);
+            }
+            int inRun = (int) (offset - ((long) subpage.runOffset << pageShifts));
+            int index = inRun / subpage.elementSize;
+            if (index * subpage.elementSize != inRun || index >= subpage.maxElements) {
+                return Errors.interior(arena.poolName, address, base + subpage.elementOffset(index),
+                        subpage.elementSize);
+            }
+            state = UnitState.get(subpage.states, index);
+        } else {
+            if (Handle.runOffset(handle) != page || (offset & ((1L << pageShifts) - 1)) != 0) {
+                return Errors.interior(arena.poolName, address,
+                        base + ((long) Handle.runOffset(handle) << pageShifts),
+                        (long) Handle.runPages(handle) << pageShifts);
+            }
+            state = UnitState.get(runStates, page);
+        }
+        if (expected == UnitState.LIVE && (state == UnitState.ARENA || state == UnitState.ORPHANED)) {
+            return Errors.arenaOwned(arena.poolName, address);
+        }
+        return Errors.notLive(arena.poolName, address, true);
+    }
+
+    /**
+     * At the pool's close: moves every unit of an open pooled arena from {@code ARENA} to
+     * {@code ORPHANED} and returns how many it moved. A chunk with orphans is kept mapped until the
+     * last of them comes back ({@link #hasOrphans}), because their segments are bound to the scope of
+     * an arena that only its owner can close.
+     */
+    int orphanArenaUnits() {
+        int orphans = 0;
+        for (int p = 0; p < chunkPages; p++) {
+            long handle = (long) LONGS.getVolatile(runMap, p);
+            if (!Handle.isUsed(handle) || Handle.runOffset(handle) != p) {
+                continue;
+            }
+            if (Handle.isSubpage(handle)) {
+                PoolSubpage subpage = (PoolSubpage) SUBPAGES.getVolatile(subpages, p);
+                for (int i = 0; subpage != null && i < subpage.maxElements; i++) {
+                    orphans += UnitState.orphan(subpage.states, i);
+                }
+            } else {
+                orphans += UnitState.orphan(runStates, p);
+            }
+        }
+        return orphans;
+    }
+
+    /** Whether a unit is still {@code ORPHANED}; read after the pool is closed. */
+    boolean hasOrphans() {
+        for (int p = 0; p < chunkPages; p++) {
+            if (UnitState.getVolatile(runStates, p) == UnitState.ORPHANED) {
+                return true;
+            }
+            PoolSubpage subpage = (PoolSubpage) SUBPAGES.getVolatile(subpages, p);
+            if (subpage != null) {
+                for (int i = 0; i < subpage.maxElements; i++) {
+                    if (UnitState.getVolatile(subpage.states, i) == UnitState.ORPHANED) {
+                        return true;
+                    }
+                }
+            }
+        }
+        return false;
     }
 
     /** Size class of the run or element {@code handle}, which the caller owns. */

@@ -121,14 +121,14 @@ final class PoolEvents {
             pools = POOLS.toArray(SegmentPool[]::new);
         }
         for (SegmentPool pool : pools) {
-            PoolMetrics m;
+            PoolCore.PoolTotals m;
             try {
-                m = pool.metrics();
+                m = pool.totals();
             } catch (IllegalStateException closedMeanwhile) {
                 continue;
             }
             PoolStatistics e = new PoolStatistics();
-            e.pool = m.name();
+            e.pool = pool.name();
             e.reservedBytes = m.reservedBytes();
             e.activeBytes = m.activeBytes();
             e.cachedBytes = m.cachedBytes();

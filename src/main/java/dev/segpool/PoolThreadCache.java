@@ -4,58 +4,59 @@ import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.lang.ref.WeakReference;
+import java.util.Arrays;
 
 /**
  * A thread's own stock of free units, so that most allocate/free pairs take no lock: one LIFO stack
- * of (chunk, handle) per cached size class, kept in two parallel arrays (no object per entry).
+ * of (chunk, handle) per cached size class, kept in two parallel arrays (no object per entry), made
+ * on the class's first use.
  *
- * <p>Protocol: only {@link #owner} calls {@link #allocate}, {@link #offer}, {@link #trim} and
- * {@link #flush}; the pool checks ownership before it hands a cache out. The one exception is
- * {@link #release}, which the {@link java.lang.ref.Cleaner} or the pool's decay task may run once the
- * owner has terminated (its end happens-before their {@code isAlive() == false} or reference
- * processing), when no other thread can reach the stacks; a compare-and-set lets only the first run. {@link #cachedBytes}, {@link #allocations} and {@link #misses} are written by
- * the owner with opaque stores and read by {@code metrics()} from any thread.
+ * <p>Protocol: only {@link #owner} calls {@link #pop}, {@link #push}, {@link #allocate}, {@link #flush}
+ * and {@link #trimIdleEntries}; the pool checks ownership before it hands a cache out. The owner of a
+ * scoped cache changes when a released cache is reused for another task ({@link #reuse}), which the
+ * binding thread does before it binds the cache. {@link #release} may also run on the
+ * {@link java.lang.ref.Cleaner}'s or the decay task's thread once the owner has terminated (its end
+ * happens-before their {@code isAlive() == false} or reference processing), when no other thread can
+ * reach the stacks; a compare-and-set lets only the first run. Metrics read the stack sizes and
+ * counters from other threads without synchronisation: figures of a running thread are approximate.
  *
  * <p>A free goes into the freeing thread's cache (as jemalloc's tcache does); a full stack gives its
- * older half back to the arenas in one pass. A miss refills a small class with several elements under
- * one lock. Every {@code trimInterval} allocations, the entries that no allocation reached since the
- * last trim (below the stack's low-water mark) go back to the arenas.
+ * older half back to the arenas in one pass. A miss refills the stack under one lock; a scoped cache's
+ * batch starts at one unit and doubles at each miss (up to {@link Stack#maxRefill}), so a short task
+ * does not take and give back units it never uses. Every {@code trimInterval} allocations, the entries
+ * that no allocation reached since the last trim (below the stack's low-water mark) go back.
  */
 final class PoolThreadCache {
     private static final VarHandle RELEASED;
-    private static final VarHandle CACHED_BYTES;
-    private static final VarHandle ALLOCATIONS;
-    private static final VarHandle MISSES;
 
     static {
         try {
-            MethodHandles.Lookup lookup = MethodHandles.lookup();
-            RELEASED = lookup.findVarHandle(PoolThreadCache.class, "released", boolean.class);
-            CACHED_BYTES = lookup.findVarHandle(PoolThreadCache.class, "cachedBytes", long.class);
-            ALLOCATIONS = lookup.findVarHandle(PoolThreadCache.class, "allocations", long.class);
-            MISSES = lookup.findVarHandle(PoolThreadCache.class, "misses", long.class);
+            RELEASED = MethodHandles.lookup().findVarHandle(PoolThreadCache.class, "released", boolean.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
     }
 
     /** The cached units of one size class. */
-    private static final class Stack {
+    static final class Stack {
         final int sizeIndex;
         final int elementSize;
         final int capacity;
-        final int refill;
+        final int maxRefill;
         final PoolChunk[] chunks;
         final long[] handles;
         int size;
         /** Lowest {@link #size} since the last trim: entries below it went unused. */
         int lowWater;
+        /** Units the next refill takes. */
+        int refill;
 
-        Stack(int sizeIndex, int elementSize, int capacity, int refill) {
+        Stack(int sizeIndex, int elementSize, int capacity, int maxRefill, int firstRefill) {
             this.sizeIndex = sizeIndex;
             this.elementSize = elementSize;
             this.capacity = capacity;
-            this.refill = refill;
+            this.maxRefill = maxRefill;
+            this.refill = firstRefill;
             this.chunks = new PoolChunk[capacity];
             this.handles = new long[capacity];
         }
@@ -70,45 +71,37 @@ final class PoolThreadCache {
      * map and the subject of a Cleaner action: a strong reference would keep the pool, and so the
      * {@code ThreadLocal} key, reachable from every thread that ever used it, closed or not.
      */
-    private final WeakReference<SegmentPool> pool;
+    private final WeakReference<PoolCore> pool;
     final PoolArena arena;
-    final Thread owner;
+    private final SizeClasses sizeClasses;
+    private final CacheConfig config;
+    final boolean scoped;
+    /** The thread that may use this cache; changes only when a released scoped cache is reused. */
+    Thread owner;
     private final Stack[] stacks;
-    private final int trimInterval;
-    /** The value of {@link #allocations} at which the next periodic trim runs. */
-    private long nextTrim;
+    /** Allocations left until the next periodic trim. */
+    private int untilTrim;
     /** Set once, by compare-and-set, by whichever of the scope's end, the Cleaner or the decay task comes first. */
     @SuppressWarnings("unused")
     private boolean released;
 
-    @SuppressWarnings("unused") // written through CACHED_BYTES
-    private long cachedBytes;
-    /** Allocations served (hits and misses). */
-    @SuppressWarnings("unused")
-    private long allocations;
-    @SuppressWarnings("unused")
+    // Counters written by the owner, read racily by metrics.
+    /** Periodic trims done; allocations = trims * trimInterval + (trimInterval - untilTrim). */
+    private long trims;
     private long misses;
+    /** Pooled arenas opened and closed on this thread (the counts of {@code openArenas}). */
+    long arenasOpened;
+    long arenasClosed;
 
-    PoolThreadCache(SegmentPool pool, PoolArena arena, Thread owner, CacheConfig config) {
+    PoolThreadCache(PoolCore pool, PoolArena arena, Thread owner, CacheConfig config, boolean scoped) {
         this.pool = new WeakReference<>(pool);
         this.arena = arena;
+        this.sizeClasses = arena.sizeClasses;
         this.owner = owner;
-        this.trimInterval = config.trimInterval();
-        this.nextTrim = trimInterval;
-        SizeClasses sizeClasses = arena.sizeClasses;
+        this.config = config;
+        this.scoped = scoped;
+        this.untilTrim = config.trimInterval();
         this.stacks = new Stack[sizeClasses.classes()];
-        for (int i = 0; i < stacks.length; i++) {
-            int size = sizeClasses.size(i);
-            if (size > config.maxCachedSize()) {
-                break;
-            }
-            boolean small = sizeClasses.isSmall(i);
-            int capacity = small ? config.smallCacheSize() : config.normalCacheSize();
-            if (capacity > 0) {
-                int refill = small ? Math.max(1, Math.min(capacity / 2, Math.min(MAX_REFILL, REFILL_BYTES / size))) : 1;
-                stacks[i] = new Stack(i, size, capacity, refill);
-            }
-        }
     }
 
     /** The cache settings of a pool. */
@@ -118,59 +111,116 @@ final class PoolThreadCache {
         }
     }
 
+    // ---- the fast path: small enough to inline into the pool's allocate and free ----
+
     /**
-     * A unit of class {@code sizeIndex} handed out in {@code state} as a segment of {@code byteSize}
-     * bytes (contents unspecified), or null when this
-     * cache does not hold the class. A miss refills the stack from the arena first.
+     * Pops a unit of class {@code sizeIndex} and hands it out in {@code state} as a segment of
+     * {@code byteSize} bytes (contents unspecified); null when the stack is empty or not made yet
+     * (the caller then takes {@link #allocate}).
      */
-    MemorySegment allocate(int sizeIndex, long byteSize, byte state) {
+    MemorySegment pop(int sizeIndex, long byteSize, byte state) {
         final Stack stack = stacks[sizeIndex];
         if (stack == null) {
             return null;
         }
-        int size = stack.size;
-        if (size == 0) {
-            size = arena.fill(sizeIndex, stack.chunks, stack.handles, 0, stack.refill);
-            addCachedBytes((long) size * stack.elementSize);
-            MISSES.setOpaque(this, (long) MISSES.getOpaque(this) + 1);
+        final int n = stack.size - 1;
+        if (n < 0) {
+            return null;
         }
-        size--;
-        stack.size = size;
-        if (size < stack.lowWater) {
-            stack.lowWater = size;
+        stack.size = n;
+        if (n < stack.lowWater) {
+            stack.lowWater = n;
         }
-        PoolChunk chunk = stack.chunks[size];
-        stack.chunks[size] = null;
-        long handle = stack.handles[size];
-        addCachedBytes(-stack.elementSize);
-        MemorySegment segment = chunk.hand(handle, stack.elementSize, byteSize, state);
-        long count = (long) ALLOCATIONS.getOpaque(this) + 1;
-        ALLOCATIONS.setOpaque(this, count);
-        if (count >= nextTrim) {
-            trim();
+        PoolChunk chunk = stack.chunks[n];
+        long handle = stack.handles[n];
+        if (--untilTrim == 0) {
+            trimIdleEntries();
         }
-        return segment;
+        return chunk.hand(handle, stack.elementSize, byteSize, state);
     }
 
-    /** Keeps a claimed unit; false when this cache does not hold its class (the caller frees it). */
-    boolean offer(PoolChunk chunk, long handle, int sizeIndex) {
+    /** Keeps a claimed unit of class {@code sizeIndex}; false when this cache does not hold the class. */
+    boolean push(PoolChunk chunk, long handle, int sizeIndex) {
         final Stack stack = stacks[sizeIndex];
+        if (stack == null || stack.size == stack.capacity) {
+            return pushSlow(chunk, handle, sizeIndex);
+        }
+        int n = stack.size;
+        stack.chunks[n] = chunk;
+        stack.handles[n] = handle;
+        stack.size = n + 1;
+        return true;
+    }
+
+    // ---- rare paths ----
+
+    /**
+     * As {@link #pop}, making the stack or refilling it from the arena first; null when this cache
+     * does not hold the class.
+     */
+    MemorySegment allocate(int sizeIndex, long byteSize, byte state) {
+        Stack stack = stack(sizeIndex);
+        if (stack == null) {
+            return null;
+        }
+        if (stack.size == 0) {
+            refill(stack);
+        }
+        return pop(sizeIndex, byteSize, state);
+    }
+
+    private void refill(Stack stack) {
+        int n = arena.fill(stack.sizeIndex, stack.chunks, stack.handles, 0, stack.refill);
+        stack.size = n;
+        stack.lowWater = 0;
+        stack.refill = Math.min(stack.maxRefill, stack.refill << 1);
+        misses++;
+    }
+
+    private boolean pushSlow(PoolChunk chunk, long handle, int sizeIndex) {
+        Stack stack = stack(sizeIndex);
         if (stack == null) {
             return false;
         }
         if (stack.size == stack.capacity) {
             giveBack(stack, (stack.capacity + 1) >>> 1); // at least one, so a stack of one has room
         }
-        stack.chunks[stack.size] = chunk;
-        stack.handles[stack.size] = handle;
-        stack.size++;
-        addCachedBytes(stack.elementSize);
-        return true;
+        return push(chunk, handle, sizeIndex);
+    }
+
+    /** The stack of class {@code sizeIndex}, made on first use; null when the class is not cached. */
+    private Stack stack(int sizeIndex) {
+        Stack stack = stacks[sizeIndex];
+        if (stack != null) {
+            return stack;
+        }
+        int size = sizeClasses.size(sizeIndex);
+        if (size > config.maxCachedSize()) {
+            return null;
+        }
+        boolean small = sizeClasses.isSmall(sizeIndex);
+        int capacity = small ? config.smallCacheSize() : config.normalCacheSize();
+        if (capacity == 0) {
+            return null;
+        }
+        int maxRefill = small ? Math.max(1, Math.min(capacity / 2, Math.min(MAX_REFILL, REFILL_BYTES / size))) : 1;
+        stack = new Stack(sizeIndex, size, capacity, maxRefill, firstRefill(maxRefill));
+        stacks[sizeIndex] = stack;
+        return stack;
+    }
+
+    /**
+     * A thread-local cache lives as long as its thread: it refills in full batches from the start. A
+     * scoped cache serves one task: its batches start at one unit and grow with its misses.
+     */
+    private int firstRefill(int maxRefill) {
+        return scoped ? 1 : maxRefill;
     }
 
     /** Gives back the entries that went unused since the last trim. */
-    void trim() {
-        nextTrim = (long) ALLOCATIONS.getOpaque(this) + trimInterval;
+    void trimIdleEntries() {
+        untilTrim = config.trimInterval();
+        trims++;
         for (Stack stack : stacks) {
             if (stack != null) {
                 giveBack(stack, stack.lowWater);
@@ -187,6 +237,7 @@ final class PoolThreadCache {
                 any = true;
                 giveBack(stack, stack.size);
                 stack.lowWater = 0;
+                stack.refill = firstRefill(stack.maxRefill);
             }
         }
         return any;
@@ -201,47 +252,61 @@ final class PoolThreadCache {
         int left = stack.size - n;
         System.arraycopy(stack.chunks, n, stack.chunks, 0, left);
         System.arraycopy(stack.handles, n, stack.handles, 0, left);
-        java.util.Arrays.fill(stack.chunks, left, stack.size, null);
+        Arrays.fill(stack.chunks, left, stack.size, null);
         stack.size = left;
         stack.lowWater = Math.max(0, stack.lowWater - n);
-        addCachedBytes(-(long) n * stack.elementSize);
     }
 
     /**
      * Flushes and detaches the cache for good: at the end of a scoped task, or from the Cleaner after
-     * the owner thread ended. Nothing is flushed into a closed pool, or into one that is gone.
+     * the owner thread ended. Nothing is flushed into a closed pool, or into one that is gone. Returns
+     * whether this call released it (false when another had).
      */
-    void release() {
+    boolean release() {
         if (!RELEASED.compareAndSet(this, false, true)) {
-            return;
+            return false;
         }
-        SegmentPool pool = this.pool.get();
+        PoolCore pool = this.pool.get();
         if (pool == null) {
-            return;
+            return true;
         }
         long bytes = cachedBytes();
-        if (!pool.isClosed()) {
+        if (pool.lifecycle.isOpen()) {
             flush();
-            PoolEvents.cacheReleased(pool.name(), owner, bytes);
+            PoolEvents.cacheReleased(pool.name, owner, bytes);
         }
-        pool.detach(this);
+        pool.caches.detach(this);
+        return true;
     }
 
-    private void addCachedBytes(long delta) {
-        CACHED_BYTES.setOpaque(this, (long) CACHED_BYTES.getOpaque(this) + delta);
+    /** Makes a released, empty scoped cache usable again, for {@code owner}. */
+    void reuse(Thread owner) {
+        this.owner = owner;
+        RELEASED.setRelease(this, false);
     }
+
+    // ---- figures, read from any thread ----
 
     long cachedBytes() {
-        return (long) CACHED_BYTES.getOpaque(this);
+        long bytes = 0;
+        for (Stack stack : stacks) {
+            if (stack != null) {
+                bytes += (long) stack.size * stack.elementSize;
+            }
+        }
+        return bytes;
     }
 
-    /** Allocations served without a refill; read from any thread, so misses first (a miss counts before its allocation). */
+    long allocations() {
+        return trims * config.trimInterval() + (config.trimInterval() - untilTrim);
+    }
+
+    /** Allocations served without a refill. */
     long hits() {
-        long misses = (long) MISSES.getOpaque(this);
-        return Math.max(0, (long) ALLOCATIONS.getOpaque(this) - misses);
+        return Math.max(0, allocations() - misses);
     }
 
     long misses() {
-        return (long) MISSES.getOpaque(this);
+        return misses;
     }
 }

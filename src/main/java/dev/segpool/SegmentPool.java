@@ -3,18 +3,9 @@ package dev.segpool;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
-import java.lang.ref.WeakReference;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CancellationException;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A pool of native memory that hands out {@link MemorySegment}s carved from large chunks, takes them
@@ -36,132 +27,39 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <p>A bad {@link #free} (a segment this pool did not allocate, one already freed, or an address inside
  * an allocation) throws {@link IllegalArgumentException} and changes nothing. After {@link #close()},
  * every method but {@link #name()} and {@code toString()} throws {@link IllegalStateException}, and
- * segments handed out earlier become inaccessible instead of pointing at released memory.
+ * segments handed out earlier become inaccessible instead of pointing at released memory; the
+ * segments of a pooled arena still open stay valid until that arena closes.
  */
 public final class SegmentPool implements SegmentAllocator, AutoCloseable {
-    private static final AtomicInteger POOL_IDS = new AtomicInteger();
+    private final PoolCore core;
+    private final Decay decay;
+    private final PoolJmx jmx;
+    private final Duration decayTime;
 
-    private final String name;
-    private final SizeClasses sizeClasses;
-    private final int chunkSize;
-    private final NativeMemory memory;
-    private final ChunkRegistry registry;
-    private final PoolArena[] arenas;
-    private final Duration decay;
-    private final ThreadCaches caches;
-    private final Object closeLock = new Object();
-    private final LeakTracker leaks;
-    /** Whether pooled arenas bind their segments to their scope; decided once, when the pool is built. */
-    private final boolean nativeAccess;
-    private final AtomicInteger openArenas = new AtomicInteger();
-    private final PoolMXBean mxBean;
-    private final ScheduledFuture<?> decayTask;
-    private final long decayPeriodNanos;
-    /** Written by the decay thread only. */
-    private long lastPurgeNanos = System.nanoTime();
-    private volatile boolean closed;
-
-    private SegmentPool(Builder b) {
-        this.name = b.name != null ? b.name : "segpool-" + POOL_IDS.incrementAndGet();
-        this.sizeClasses = new SizeClasses(b.pageSize, b.chunkSize);
-        this.chunkSize = b.chunkSize;
-        this.nativeAccess = SegmentPool.class.getModule().isNativeAccessEnabled();
-        this.memory = new NativeMemory(name, chunkSize, b.maxMemory, nativeAccess && OsMemory.AVAILABLE);
-        this.registry = memory.registry;
-        int arenaCount = b.arenas > 0 ? b.arenas : defaultArenas(b.maxMemory, b.chunkSize);
-        this.arenas = new PoolArena[arenaCount];
-        for (int i = 0; i < arenaCount; i++) {
-            arenas[i] = new PoolArena(i, sizeClasses, memory);
-        }
-        this.caches = new ThreadCaches(this, arenas, new PoolThreadCache.CacheConfig(b.smallCacheSize,
-                b.normalCacheSize, b.maxCachedSize, b.cacheTrimInterval), b.threadLocalCaches);
-        this.decay = b.decay;
-        this.leaks = new LeakTracker(b.leakDetection != null ? b.leakDetection : LeakDetection.fromSystemProperty());
-        this.mxBean = b.jmx ? PoolMXBean.register(this) : null;
-        this.decayPeriodNanos = Math.clamp(decay.toNanos() / 4, MIN_DECAY_PERIOD_NANOS, MAX_DECAY_PERIOD_NANOS);
-        this.decayTask = DECAY.scheduleWithFixedDelay(new DecayTask(this), decayPeriodNanos, decayPeriodNanos,
-                TimeUnit.NANOSECONDS);
+    SegmentPool(PoolSettings settings) {
+        this.core = new PoolCore(settings);
+        this.decayTime = settings.decay();
+        this.jmx = settings.jmx() ? PoolJmx.register(this) : null;
+        this.decay = new Decay(core, settings.decay(), settings.scheduler());
         PoolEvents.opened(this);
     }
 
-    // ---- giving memory back by itself ----
-
-    private static final long MIN_DECAY_PERIOD_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
-    private static final long MAX_DECAY_PERIOD_NANOS = TimeUnit.SECONDS.toNanos(1);
-    /** One daemon thread runs the decay of every pool. */
-    private static final ScheduledExecutorService DECAY = Executors.newSingleThreadScheduledExecutor(task -> {
-        Thread thread = new Thread(task, "segpool-decay");
-        thread.setDaemon(true);
-        return thread;
-    });
-
-    /** Runs {@link #decayNow()} while its pool is reachable; holds it weakly. */
-    private static final class DecayTask implements Runnable {
-        private final WeakReference<SegmentPool> pool;
-
-        DecayTask(SegmentPool pool) {
-            this.pool = new WeakReference<>(pool);
-        }
-
-        @Override
-        public void run() {
-            SegmentPool p = pool.get();
-            if (p == null) {
-                throw new CancellationException("pool unreachable"); // ends the periodic task
-            }
-            try {
-                p.decayNow();
-            } catch (RuntimeException | Error e) {
-                if (!p.closed) {
-                    LeakTracker.LOGGER.log(System.Logger.Level.ERROR, "decay of pool '" + p.name + "' failed", e);
-                }
-            }
-        }
-    }
-
     /**
-     * Gives back the caches of threads that have ended, then what stayed free for the decay time:
-     * subpages no element used, chunks no page used and, with mmap'd memory, the pages of runs that
-     * stayed free inside chunks in use. The caches of live but idle threads are left alone: only their
-     * owner may touch them.
+     * A pool with default settings: 8 KiB pages, 4 MiB chunks, two arenas per processor, no limit.
+     *
+     * @return a new pool
      */
-    void decayNow() {
-        if (closed) {
-            return;
-        }
-        caches.releaseEnded();
-        long now = System.nanoTime();
-        long cutoff = now - decay.toNanos() - decayPeriodNanos; // marks lag by up to one tick: never early
-        for (PoolArena arena : arenas) {
-            arena.clockNanos = now;
-            arena.releaseIdleSubpages(cutoff);
-            for (PoolChunk chunk : arena.takeEmptyChunks(cutoff)) {
-                memory.releaseChunk(chunk, "decay");
-            }
-        }
-        if (memory.mapped && now - lastPurgeNanos >= decay.toNanos()) {
-            lastPurgeNanos = now;
-            for (PoolArena arena : arenas) {
-                arena.purge(false);
-            }
-        }
-    }
-
-
-
-    /** Two arenas per processor, but no more than a memory limit can give a chunk and some room each. */
-    static int defaultArenas(long maxMemory, int chunkSize) {
-        long byLimit = Math.max(1, maxMemory / chunkSize / 3);
-        return (int) Math.min(2L * Runtime.getRuntime().availableProcessors(), byLimit);
-    }
-
-    /** A pool with default settings: 8 KiB pages, 4 MiB chunks, two arenas per processor, no limit. */
     public static SegmentPool create() {
         return builder().build();
     }
 
+    /**
+     * A builder for a pool with settings of its own.
+     *
+     * @return a new builder with every setting at its default
+     */
     public static Builder builder() {
-        return new Builder();
+        return new PoolBuilder();
     }
 
     // ---- allocate and free ----
@@ -171,87 +69,24 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * {@code byteAlignment}. Its contents are unspecified, like malloc's. Size 0 is allowed and gets an
      * address of its own.
      *
-     * @throws IllegalArgumentException    if {@code byteSize < 0} or {@code byteAlignment} is not a power
-     *                                     of two
+     * @param byteSize      the size in bytes, at least 0
+     * @param byteAlignment the alignment in bytes, a power of two
+     * @return the segment; give it back with {@link #free}
+     * @throws IllegalArgumentException     if {@code byteSize < 0} or {@code byteAlignment} is not a power
+     *                                      of two
      * @throws MemoryLimitExceededException if the pool would need native memory beyond its limit
-     * @throws IllegalStateException       if the pool is closed
+     * @throws IllegalStateException        if the pool is closed
      */
     @Override
     public MemorySegment allocate(long byteSize, long byteAlignment) {
-        MemorySegment segment = allocate(byteSize, byteAlignment, UnitState.LIVE);
-        if (leaks.enabled()) {
-            leaks.allocated(segment.address(), byteSize);
-        }
-        return segment;
-    }
-
-    /**
-     * Allocates a unit handed out in {@code state}: LIVE for users, ARENA (zeroed) for pooled arenas.
-     * At the memory limit, gives back what the pool can (this thread's cache, idle subpages, empty
-     * chunks) and tries once more.
-     */
-    MemorySegment allocate(long byteSize, long byteAlignment, byte state) {
-        return allocate(byteSize, byteAlignment, state, state == UnitState.ARENA);
-    }
-
-    /** As above; {@code zero} says whether the contents must read as zero. */
-    MemorySegment allocate(long byteSize, long byteAlignment, byte state, boolean zero) {
-        if (byteSize < 0) {
-            throw Errors.badSize(byteSize);
-        }
-        if (byteAlignment <= 0 || (byteAlignment & (byteAlignment - 1)) != 0) {
-            throw Errors.badAlignment(byteAlignment);
-        }
-        ensureOpen();
-        try {
-            return allocateChecked(byteSize, byteAlignment, state, zero);
-        } catch (MemoryLimitExceededException first) {
-            long reserved = memory.reservedBytes();
-            releaseFree("limit", false);
-            if (memory.reservedBytes() < reserved) {
-                try {
-                    return allocateChecked(byteSize, byteAlignment, state, zero);
-                } catch (MemoryLimitExceededException second) {
-                    first = second;
-                }
-            }
-            PoolEvents.limitExceeded(name, first.limitBytes(), first.reservedBytes(), first.requestedBytes());
-            throw first;
-        }
-    }
-
-    private MemorySegment allocateChecked(long byteSize, long byteAlignment, byte state, boolean zero) {
-        int sizeIndex;
-        int alignPages = 1;
-        if (byteAlignment <= SizeClasses.QUANTUM) {
-            if (byteSize > chunkSize) {
-                return memory.allocateHuge(byteSize, byteAlignment, state);
-            }
-            sizeIndex = sizeClasses.sizeIndex(byteSize);
-        } else {
-            sizeIndex = sizeClasses.sizeIndex(byteSize, byteAlignment);
-            if (sizeIndex < 0) {
-                return memory.allocateHuge(byteSize, byteAlignment, state);
-            }
-            alignPages = sizeClasses.alignmentPages(byteAlignment);
-        }
-        PoolThreadCache cache = caches.current();
-        if (cache == null) {
-            return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, zero);
-        }
-        if (alignPages == 1) {
-            MemorySegment segment = cache.allocate(sizeIndex, byteSize, state);
-            if (segment != null) {
-                return zero ? segment.fill((byte) 0) : segment;
-            }
-        }
-        return cache.arena.allocate(sizeIndex, alignPages, byteSize, state, zero);
+        return core.allocate(byteSize, byteAlignment);
     }
 
     /**
      * Gives back a segment returned by {@link #allocate}. The pool finds the allocation from the
      * segment's address alone; slices that start at that address free it too.
      *
+     * @param segment the segment to give back
      * @throws IllegalArgumentException if the segment did not come from this pool (a heap segment, a
      *                                  JDK arena's segment, another pool's), was already freed, does not
      *                                  start an allocation, or belongs to one of this pool's arenas
@@ -260,48 +95,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * @throws IllegalStateException    if the pool is closed
      */
     public void free(MemorySegment segment) {
-        Objects.requireNonNull(segment, "segment");
-        ensureOpen();
-        if (!segment.isNative()) {
-            throw Errors.heapSegment(name, segment);
-        }
-        long address = segment.address();
-        if (!segment.scope().isAlive()) {
-            throw Errors.staleSegment(name, address);
-        }
-        if (!freeUnit(address, UnitState.LIVE, true)) {
-            throw memory.notHuge(address);
-        }
-        if (leaks.enabled()) {
-            leaks.freed(address);
-        }
-    }
-
-    /** Gives back a unit of a pooled arena that is closing (or was found unreachable). */
-    void freeArenaUnit(long address, boolean useCache) {
-        if (!closed) { // else the pool released everything already
-            freeUnit(address, UnitState.ARENA, useCache);
-        }
-    }
-
-    /**
-     * Claims the unit in state {@code expected} that starts at {@code address} and gives it back: a huge
-     * allocation to the OS; a pooled unit into the calling thread's cache when {@code useCache} and the
-     * cache holds its class, else to its arena. Returns false when the address is in no chunk and starts
-     * no huge allocation; throws, changing nothing, when no such unit starts there.
-     */
-    private boolean freeUnit(long address, byte expected, boolean useCache) {
-        PoolChunk chunk = registry.find(address);
-        if (chunk == null) {
-            return memory.freeHuge(address, expected);
-        }
-        long handle = chunk.claim(address, expected);
-        int sizeIndex = chunk.sizeIndex(handle);
-        PoolThreadCache cache = useCache ? caches.current() : null;
-        if (cache == null || !cache.offer(chunk, handle, sizeIndex)) {
-            chunk.arena.free(chunk, handle, sizeIndex);
-        }
-        return true;
+        core.free(segment);
     }
 
     // ---- pooled arenas ----
@@ -313,33 +107,32 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * segments are bound to its scope: an access after {@code close()} throws
      * {@link IllegalStateException}, an access from another thread {@link WrongThreadException}.
      * Without it, they stay valid slices of their chunk until the pool closes. Its segments cannot be
-     * passed to {@link #free}.
+     * passed to {@link #free}. If the pool closes first, the arena's memory stays mapped until the
+     * arena closes. An arena never closed gives its memory back when the pool closes (or, when leak
+     * detection samples it, once it is unreachable).
+     *
+     * @return a new confined arena
+     * @throws IllegalStateException if the pool is closed
      */
     public Arena newArena() {
         return openArena(false);
     }
 
-    /** As {@link #newArena()}, for an arena usable (and closable) by any thread. */
+    /**
+     * As {@link #newArena()}, for an arena usable (and closable) by any thread.
+     *
+     * @return a new shared arena
+     * @throws IllegalStateException if the pool is closed
+     */
     public Arena newSharedArena() {
         return openArena(true);
     }
 
     private Arena openArena(boolean shared) {
-        ensureOpen();
-        LeakTracker.AllocationSite site = leaks.enabled()
-                ? leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
-        PooledArena arena = new PooledArena(this, shared, nativeAccess, site);
-        openArenas.incrementAndGet();
-        return arena;
-    }
-
-    void arenaClosed() {
-        openArenas.decrementAndGet();
-    }
-
-    /** Binds a pooled segment to {@code arena}'s scope; a restricted method, called in native mode only. */
-    static MemorySegment rebind(MemorySegment segment, Arena arena) {
-        return segment.reinterpret(arena, null);
+        core.ensureOpen();
+        LeakTracker.AllocationSite site = core.leaks.enabled()
+                ? core.leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
+        return new ScratchArena(core, shared, site);
     }
 
     // ---- thread caches ----
@@ -350,51 +143,44 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * and other short-lived threads, which get no thread-local cache. Inside an already bound task of
      * the same thread, the task simply runs. Threads forked inside the task (which inherit the binding)
      * do not touch the cache; they allocate from the arena.
+     *
+     * @param task the task to run
+     * @throws IllegalStateException if the pool is closed
      */
     public void runWithThreadCache(Runnable task) {
         Objects.requireNonNull(task, "task");
-        ensureOpen();
-        caches.callBound(() -> {
+        core.ensureOpen();
+        core.caches.callBound(() -> {
             task.run();
             return null;
         });
     }
 
-    /** As {@link #runWithThreadCache}, for a task with a result. */
+    /**
+     * As {@link #runWithThreadCache}, for a task with a result.
+     *
+     * @param task the task to run
+     * @param <T>  the type of its result
+     * @return what the task returned
+     * @throws Exception             what the task threw
+     * @throws IllegalStateException if the pool is closed
+     */
     public <T> T callWithThreadCache(Callable<T> task) throws Exception {
         Objects.requireNonNull(task, "task");
-        ensureOpen();
-        return caches.callBound(task::call);
+        core.ensureOpen();
+        return core.caches.callBound(task::call);
     }
 
     /**
      * Gives the calling thread's cache entries (thread-local or scoped) back to the arenas.
      *
      * @return true if the cache held anything
+     * @throws IllegalStateException if the pool is closed
      */
     public boolean trimCurrentThreadCache() {
-        ensureOpen();
-        PoolThreadCache cache = caches.existing();
+        core.ensureOpen();
+        PoolThreadCache cache = core.caches.current();
         return cache != null && cache.flush();
-    }
-
-    /** A cache for {@code owner}; package-private so that JCStress can hand one thread's cache to another. */
-    PoolThreadCache attach(Thread owner) {
-        return caches.attach(owner);
-    }
-
-    /** Called by a cache that has been released. */
-    void detach(PoolThreadCache cache) {
-        caches.detach(cache);
-    }
-
-    /** The arena of a thread without a cache. */
-    private PoolArena uncachedArena() {
-        return arenas[(int) (Thread.currentThread().threadId() % arenas.length)];
-    }
-
-    boolean isClosed() {
-        return closed;
     }
 
     // ---- giving memory back ----
@@ -405,351 +191,254 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * its memory itself (native access on Linux), the free pages inside chunks in use.
      *
      * @return the native bytes released (chunks released plus pages purged)
+     * @throws IllegalStateException if the pool is closed (or closes meanwhile)
      */
     public long trim() {
-        ensureOpen();
-        return releaseFree("trim", memory.mapped);
-    }
-
-    /**
-     * Gives back the calling thread's cache entries, idle subpages and empty chunks and, if
-     * {@code purge}, the free pages of chunks in use; returns the native bytes released.
-     */
-    private long releaseFree(String reason, boolean purge) {
-        PoolThreadCache cache = caches.existing();
-        if (cache != null) {
-            cache.flush();
-        }
-        long released = 0;
-        for (PoolArena arena : arenas) {
-            arena.releaseIdleSubpages(Long.MAX_VALUE);
-            for (PoolChunk chunk : arena.takeEmptyChunks(Long.MAX_VALUE)) {
-                if (memory.releaseChunk(chunk, reason)) {
-                    released += chunkSize;
-                }
-            }
-            if (purge) {
-                released += arena.purge(true);
-            }
-        }
+        core.ensureOpen();
+        long released = core.reclaim(Long.MAX_VALUE, true, "trim");
+        core.ensureOpen();
         return released;
     }
 
     // ---- observing ----
 
-    /** A snapshot of the pool's memory and activity; see {@link PoolMetrics} for what agrees with what. */
+    /**
+     * A snapshot of the pool's memory and activity; see {@link PoolMetrics} for what agrees with what.
+     * It takes each arena's locks in turn; for frequent polling, the JMX attributes read lock-free totals.
+     *
+     * @return the snapshot
+     * @throws IllegalStateException if the pool is closed
+     */
     public PoolMetrics metrics() {
-        ensureOpen();
-        List<PoolMetrics.ArenaMetrics> arenaMetrics = new ArrayList<>(arenas.length);
-        long used = 0;
-        long free = 0;
-        for (PoolArena arena : arenas) {
-            PoolMetrics.ArenaMetrics m = arena.metrics();
-            arenaMetrics.add(m);
-            used += m.usedBytes();
-            free += m.freeBytes();
-        }
-        ThreadCaches.Totals threads = caches.totals();
-        long huge = memory.hugeBytes();
-        return new PoolMetrics(name, memory.reservedBytes(), used + huge - threads.cachedBytes(),
-                threads.cachedBytes(), free, threads.caches(), registry.size(), huge, memory.hugeAllocations.sum(),
-                memory.hugeDeallocations.sum(), threads.hits(), threads.misses(),
-                openArenas.get(), nativeAccess, List.copyOf(arenaMetrics));
+        core.ensureOpen();
+        return PoolReport.metrics(core);
     }
 
-    /** A human-readable report: the pool's settings and totals, its arenas, and each chunk's pages. */
+    /**
+     * A human-readable report: the pool's settings and totals, its arenas, and each chunk's pages.
+     *
+     * @return the report
+     * @throws IllegalStateException if the pool is closed
+     */
     public String dumpStats() {
-        PoolMetrics m = metrics();
-        StringBuilder out = new StringBuilder();
-        out.append("SegmentPool '").append(name).append("': pageSize ").append(sizeClasses.pageSize)
-                .append(", chunkSize ").append(chunkSize).append(", arenas ").append(arenas.length)
-                .append(", maxMemory ").append(memory.limit == Long.MAX_VALUE ? "none" : memory.limit)
-                .append('\n');
-        out.append("  reserved ").append(m.reservedBytes()).append(" B, active ").append(m.activeBytes())
-                .append(" B, cached ").append(m.cachedBytes()).append(" B, free in chunks ").append(m.freeBytes())
-                .append(" B, huge ").append(m.hugeBytes()).append(" B\n");
-        out.append("  chunks ").append(m.chunks()).append(", thread caches ").append(m.threadCaches())
-                .append(", cache hits ").append(m.cacheHits()).append(", misses ").append(m.cacheMisses())
-                .append('\n');
-        out.append("  pooled arenas open ").append(m.openArenas()).append(m.nativeAccess()
-                ? "; native access: arena segments are bound to their arena's scope\n"
-                : "; no native access: arena segments stay valid slices of their chunk until the pool closes\n");
-        out.append("  page map: '.' free, '#' run in use, 's' subpage\n");
-        for (int i = 0; i < arenas.length; i++) {
-            PoolMetrics.ArenaMetrics a = m.arenas().get(i);
-            out.append("  arena ").append(i).append(": caches ").append(a.threadCaches()).append(", used ")
-                    .append(a.usedBytes()).append(" B, free ").append(a.freeBytes()).append(" B, chunks ")
-                    .append(a.chunks()).append(", small ").append(a.smallAllocations()).append('/')
-                    .append(a.smallDeallocations()).append(", normal ").append(a.normalAllocations()).append('/')
-                    .append(a.normalDeallocations()).append(" (allocations/deallocations)\n");
-            for (PoolMetrics.SizeClassMetrics c : a.sizeClasses()) {
-                out.append("    small ").append(c.elementSize()).append(" B: subpages ").append(c.subpages())
-                        .append(", elements used ").append(c.usedElements()).append(", free ")
-                        .append(c.freeElements()).append('\n');
-            }
-            arenas[i].describe(out, true);
-        }
-        return out.toString();
+        core.ensureOpen();
+        return PoolReport.dumpStats(core);
     }
 
-    /** The pool's name. */
+    /**
+     * The pool's name.
+     *
+     * @return the name given to the builder, or {@code segpool-N}
+     */
     public String name() {
-        return name;
-    }
-
-    /** The limit on reserved bytes, or -1 when there is none. */
-    long maxMemory() {
-        return memory.limit == Long.MAX_VALUE ? -1 : memory.limit;
+        return core.name;
     }
 
     @Override
     public String toString() {
-        return "SegmentPool[" + name + (closed ? ", closed]" : "]");
+        return "SegmentPool[" + core.name + (core.lifecycle.isOpen() ? "]" : ", closed]");
     }
 
     // ---- closing ----
 
     /**
-     * Releases all of the pool's native memory. Segments handed out earlier become inaccessible (their
-     * chunk's scope is closed): an access throws {@link IllegalStateException} instead of reading freed
-     * memory. Every later call on the pool, {@code close()} included, throws
-     * {@link IllegalStateException}, except {@link #name()} and {@code toString()}.
+     * Releases all of the pool's native memory, once operations in progress that touch it (a decay
+     * tick, a {@code trim()}, an allocation mapping a chunk) have finished. Segments handed out earlier
+     * become inaccessible (their chunk's scope is closed): an access throws
+     * {@link IllegalStateException} instead of reading freed memory. The segments of pooled arenas
+     * still open stay valid: their memory is kept until each arena closes. Every later call on the
+     * pool, {@code close()} included, throws {@link IllegalStateException}, except {@link #name()} and
+     * {@code toString()}.
+     *
+     * @throws IllegalStateException if the pool is already closed
      */
     @Override
     public void close() {
-        synchronized (closeLock) {
-            ensureOpen();
-            closed = true;
+        decay.cancel();
+        if (!core.close(() -> PoolReport.reportLeaks(core))) {
+            throw Errors.closed(core.name);
         }
-        decayTask.cancel(false);
         PoolEvents.closed(this);
-        if (mxBean != null) {
-            mxBean.unregister();
-        }
-        caches.detachAll();
-        reportLeaks();
-        memory.releaseAll();
-    }
-
-    /** Warns, through {@code System.Logger} "dev.segpool", of segments never freed and arenas never closed. */
-    private void reportLeaks() {
-        long[] units = new long[4];
-        for (PoolArena arena : arenas) {
-            arena.countUnits(units);
-        }
-        for (NativeMemory.Huge huge : memory.liveHuge()) {
-            int at = huge.state() == UnitState.LIVE ? 0 : 2;
-            units[at]++;
-            units[at + 1] += huge.byteSize();
-        }
-        int arenasOpen = openArenas.get();
-        if (units[0] == 0 && arenasOpen == 0) {
-            return;
-        }
-        LeakTracker.warn("pool '" + name + "' closed with " + units[0] + " segments (" + units[1]
-                + " bytes) never freed and " + arenasOpen + " arenas never closed (holding " + units[3]
-                + " bytes)"
-                + (leaks.enabled() ? "" : "; set leakDetection (or -Dsegpool.leakDetection=all) to see where"),
-                leaks.liveSites());
-    }
-
-    void ensureOpen() {
-        if (closed) {
-            throw Errors.closed(name);
+        if (jmx != null) {
+            jmx.unregister();
         }
     }
 
-    // ---- for tests in this package ----
+    // ---- for JMX, JFR and tests in this package ----
+
+    /** Lock-free totals, for JMX and JFR. */
+    PoolCore.PoolTotals totals() {
+        core.ensureOpen();
+        return core.totals();
+    }
+
+    /** The limit on reserved bytes, or -1 when there is none. */
+    long maxMemory() {
+        return core.memory.limit == Long.MAX_VALUE ? -1 : core.memory.limit;
+    }
+
+    PoolCore core() {
+        return core;
+    }
 
     PoolArena[] arenas() {
-        return arenas;
+        return core.arenas;
     }
 
     SizeClasses sizeClasses() {
-        return sizeClasses;
+        return core.sizeClasses;
     }
 
     /** The scoped value that binds caches of this pool; see {@link ThreadCaches#scopedValue()}. */
     ScopedValue<PoolThreadCache> scopedCache() {
-        return caches.scopedValue();
+        return core.caches.scopedValue();
+    }
+
+    /** A cache for {@code owner}; package-private so that JCStress can hand one thread's cache to another. */
+    PoolThreadCache attach(Thread owner) {
+        return core.caches.attach(owner, true);
+    }
+
+    /** Runs one decay tick on the calling thread. */
+    void decayNow() {
+        decay.tick();
     }
 
     Duration decay() {
-        return decay;
+        return decayTime;
+    }
+
+    boolean isClosed() {
+        return !core.lifecycle.isOpen();
+    }
+
+    /** Native bytes the pool still holds (also after close: what open arenas keep). */
+    long nativeBytesHeld() {
+        return core.memory.reservedBytes();
     }
 
     /**
      * Settings of a {@link SegmentPool}. Every setter checks its value at once and throws
      * {@link IllegalArgumentException} naming the setting and the allowed range; {@link #build()} checks
-     * the settings that depend on each other.
+     * the settings that depend on each other. Not thread-safe.
      */
-    public static final class Builder {
-        static final int MIN_PAGE_SIZE = 4096;
-        static final int MAX_PAGE_SIZE = 1 << 20;
-        static final int MIN_CHUNK_PAGES = 8;
-        static final int MAX_CHUNK_PAGES = 1 << 14;
-        static final int MAX_CACHE_SIZE = 1 << 15;
-        static final int MAX_ARENAS = 1024;
-
-        private String name;
-        private int arenas;
-        private int pageSize = 8192;
-        private int chunkSize = 4 << 20;
-        private int smallCacheSize = 256;
-        private int normalCacheSize = 64;
-        private int maxCachedSize = 32 * 1024;
-        private int cacheTrimInterval = 8192;
-        private long maxMemory = Long.MAX_VALUE;
-        private Duration decay = Duration.ofSeconds(10);
-        private boolean jmx;
-        private boolean threadLocalCaches = true;
-        private LeakDetection leakDetection;
-
-        private Builder() {}
-
-        /** The name shown in reports, JFR events and JMX; default {@code segpool-N}. */
-        public Builder name(String name) {
-            Objects.requireNonNull(name, "name");
-            if (name.isBlank() || name.length() > 200 || name.chars().anyMatch(c -> c == ',' || c == '=' || c == ':'
-                    || c == '"' || c == '*' || c == '?' || c == '\n')) {
-                throw Errors.badSetting("name", '"' + name + '"',
-                        "1 to 200 characters, not blank, without , = : \" * ? or newline");
-            }
-            this.name = name;
-            return this;
-        }
-
-        /** Number of arenas, 1 to 1024; default two per processor, fewer when {@link #maxMemory} is small. */
-        public Builder arenas(int arenas) {
-            if (arenas < 1 || arenas > MAX_ARENAS) {
-                throw Errors.badSetting("arenas", arenas, "between 1 and " + MAX_ARENAS);
-            }
-            this.arenas = arenas;
-            return this;
-        }
-
-        /** Page size in bytes: a power of two from 4096 to 1 MiB; default 8192. */
-        public Builder pageSize(int pageSize) {
-            if (pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE || Integer.bitCount(pageSize) != 1) {
-                throw Errors.badSetting("pageSize", pageSize,
-                        "a power of two between " + MIN_PAGE_SIZE + " and " + MAX_PAGE_SIZE);
-            }
-            this.pageSize = pageSize;
-            return this;
-        }
+    public sealed interface Builder permits PoolBuilder {
+        /**
+         * The name shown in reports, JFR events and JMX; default {@code segpool-N}.
+         *
+         * @param name 1 to 200 characters, not blank, without {@code , = : " * ?} or a newline
+         * @return this builder
+         */
+        Builder name(String name);
 
         /**
-         * Chunk size in bytes: a power of two of 8 to 16384 pages (checked against the page size by
-         * {@link #build()}); default 4 MiB.
+         * Number of arenas; default two per processor, fewer when {@link #maxMemory} is small.
+         *
+         * @param arenas 1 to 1024
+         * @return this builder
          */
-        public Builder chunkSize(int chunkSize) {
-            if (chunkSize < MIN_PAGE_SIZE * MIN_CHUNK_PAGES || Integer.bitCount(chunkSize) != 1) {
-                throw Errors.badSetting("chunkSize", chunkSize, "a power of two of at least "
-                        + MIN_PAGE_SIZE * MIN_CHUNK_PAGES + " (8 to 16384 pages)");
-            }
-            this.chunkSize = chunkSize;
-            return this;
-        }
-
-        /** Entries per small size class in each thread cache, 0 to 32768 (0: none); default 256. */
-        public Builder smallCacheSize(int entries) {
-            this.smallCacheSize = checkCacheSize("smallCacheSize", entries);
-            return this;
-        }
-
-        /** Entries per cached normal size class in each thread cache, 0 to 32768; default 64. */
-        public Builder normalCacheSize(int entries) {
-            this.normalCacheSize = checkCacheSize("normalCacheSize", entries);
-            return this;
-        }
-
-        /** Largest size class thread caches hold, 0 to the chunk size (0: none); default 32 KiB. */
-        public Builder maxCachedSize(int bytes) {
-            if (bytes < 0) {
-                throw Errors.badSetting("maxCachedSize", bytes, "between 0 and chunkSize");
-            }
-            this.maxCachedSize = bytes;
-            return this;
-        }
-
-        /** Allocations of a thread cache between two trims of its unused entries, at least 1; default 8192. */
-        public Builder cacheTrimInterval(int allocations) {
-            if (allocations < 1) {
-                throw Errors.badSetting("cacheTrimInterval", allocations, "at least 1");
-            }
-            this.cacheTrimInterval = allocations;
-            return this;
-        }
+        Builder arenas(int arenas);
 
         /**
-         * Hard limit on the native memory the pool reserves (chunks and huge allocations), at least one
-         * chunk; default none. An allocation that would cross it throws
-         * {@link MemoryLimitExceededException}.
+         * Page size in bytes; default 8192.
+         *
+         * @param pageSize a power of two from 4096 to 1 MiB
+         * @return this builder
          */
-        public Builder maxMemory(long bytes) {
-            if (bytes < MIN_PAGE_SIZE * MIN_CHUNK_PAGES) {
-                throw Errors.badSetting("maxMemory", bytes, "at least one chunk (chunkSize bytes)");
-            }
-            this.maxMemory = bytes;
-            return this;
-        }
+        Builder pageSize(int pageSize);
 
-        /** How long free memory is kept before it goes back to the OS, 0 to 1 day; default 10 seconds. */
-        public Builder decay(Duration decay) {
-            Objects.requireNonNull(decay, "decay");
-            if (decay.isNegative() || decay.compareTo(Duration.ofDays(1)) > 0) {
-                throw Errors.badSetting("decay", decay, "between 0 and 1 day");
-            }
-            this.decay = decay;
-            return this;
-        }
+        /**
+         * Chunk size in bytes; default 4 MiB.
+         *
+         * @param chunkSize a power of two of 8 to 16384 pages (checked against the page size by
+         *                  {@link #build()})
+         * @return this builder
+         */
+        Builder chunkSize(int chunkSize);
 
-        /** Registers an MXBean {@code dev.segpool:type=SegmentPool,name=<name>}; default false. */
-        public Builder jmx(boolean jmx) {
-            this.jmx = jmx;
-            return this;
-        }
+        /**
+         * Entries per small size class in each thread cache; default 256.
+         *
+         * @param entries 0 to 32768 (0: none)
+         * @return this builder
+         */
+        Builder smallCacheSize(int entries);
+
+        /**
+         * Entries per cached normal size class in each thread cache; default 64.
+         *
+         * @param entries 0 to 32768 (0: none)
+         * @return this builder
+         */
+        Builder normalCacheSize(int entries);
+
+        /**
+         * Largest size class thread caches hold; default 32 KiB.
+         *
+         * @param bytes 0 to the chunk size (0: none)
+         * @return this builder
+         */
+        Builder maxCachedSize(int bytes);
+
+        /**
+         * Allocations of a thread cache between two trims of its unused entries; default 8192.
+         *
+         * @param allocations at least 1
+         * @return this builder
+         */
+        Builder cacheTrimInterval(int allocations);
+
+        /**
+         * Hard limit on the native memory the pool reserves (chunks and huge allocations); default
+         * none. An allocation that would cross it throws {@link MemoryLimitExceededException}.
+         *
+         * @param bytes at least one chunk
+         * @return this builder
+         */
+        Builder maxMemory(long bytes);
+
+        /**
+         * How long free memory is kept before it goes back to the OS; default 10 seconds.
+         *
+         * @param decay 0 to 1 day
+         * @return this builder
+         */
+        Builder decay(Duration decay);
+
+        /**
+         * Registers an MXBean {@code dev.segpool:type=SegmentPool,name=<name>}; default false.
+         *
+         * @param jmx whether to register it
+         * @return this builder
+         */
+        Builder jmx(boolean jmx);
 
         /**
          * Whether platform threads get a thread-local cache on first use; default true. Without, only
          * tasks run through {@link SegmentPool#runWithThreadCache} use a cache.
+         *
+         * @param enabled whether to give platform threads caches
+         * @return this builder
          */
-        public Builder threadLocalCaches(boolean enabled) {
-            this.threadLocalCaches = enabled;
-            return this;
-        }
+        Builder threadLocalCaches(boolean enabled);
 
         /**
          * What the pool records to explain leaks; default from the system property
          * {@code segpool.leakDetection}, else {@link LeakDetection#OFF}.
+         *
+         * @param level the level
+         * @return this builder
          */
-        public Builder leakDetection(LeakDetection level) {
-            this.leakDetection = Objects.requireNonNull(level, "leakDetection");
-            return this;
-        }
+        Builder leakDetection(LeakDetection level);
 
-        /** A new pool with these settings. */
-        public SegmentPool build() {
-            int pages = chunkSize / pageSize;
-            if (chunkSize < pageSize || pages < MIN_CHUNK_PAGES || pages > MAX_CHUNK_PAGES) {
-                throw Errors.badSetting("chunkSize", chunkSize, "between " + MIN_CHUNK_PAGES + " and "
-                        + MAX_CHUNK_PAGES + " pages of pageSize " + pageSize + " ("
-                        + (long) pageSize * MIN_CHUNK_PAGES + " to " + (long) pageSize * MAX_CHUNK_PAGES + " bytes)");
-            }
-            if (maxCachedSize > chunkSize) {
-                throw Errors.badSetting("maxCachedSize", maxCachedSize, "between 0 and chunkSize " + chunkSize);
-            }
-            if (maxMemory < chunkSize) {
-                throw Errors.badSetting("maxMemory", maxMemory, "at least one chunk (chunkSize " + chunkSize + ")");
-            }
-            return new SegmentPool(this);
-        }
-
-        private static int checkCacheSize(String setting, int entries) {
-            if (entries < 0 || entries > MAX_CACHE_SIZE) {
-                throw Errors.badSetting(setting, entries, "between 0 and " + MAX_CACHE_SIZE);
-            }
-            return entries;
-        }
+        /**
+         * A new pool with these settings.
+         *
+         * @return the pool
+         * @throws IllegalArgumentException if settings contradict each other (a chunk size that is not
+         *                                  8 to 16384 pages, a cached size above the chunk size, a
+         *                                  limit below one chunk)
+         */
+        SegmentPool build();
     }
 }

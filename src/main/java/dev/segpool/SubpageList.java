@@ -1,5 +1,7 @@
 package dev.segpool;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -9,9 +11,20 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>Protocol: every field, and the bitmaps and links of the listed subpages, are guarded by
  * {@link #lock}. Lock order: a size-class lock may be held while taking the arena lock (to cut a new
- * subpage's run or give one back), never the other way round.
+ * subpage's run or give one back), never the other way round. {@link #usedElements} is also read
+ * without the lock (opaque), for cheap metrics.
  */
 final class SubpageList {
+    private static final VarHandle USED;
+
+    static {
+        try {
+            USED = MethodHandles.lookup().findVarHandle(SubpageList.class, "usedElements", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     final ReentrantLock lock = new ReentrantLock();
     final int sizeIndex;
     final int elementSize;
@@ -26,6 +39,16 @@ final class SubpageList {
     SubpageList(int sizeIndex, int elementSize) {
         this.sizeIndex = sizeIndex;
         this.elementSize = elementSize;
+    }
+
+    /** Adds {@code delta} to the elements handed out; lock held. */
+    void addUsed(long delta) {
+        USED.setOpaque(this, usedElements + delta);
+    }
+
+    /** Elements handed out, read without the lock. */
+    long usedElements() {
+        return (long) USED.getOpaque(this);
     }
 
     PoolSubpage first() {

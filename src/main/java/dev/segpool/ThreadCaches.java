@@ -3,6 +3,7 @@ package dev.segpool;
 import java.lang.ref.Cleaner;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -16,14 +17,18 @@ import java.util.concurrent.atomic.LongAdder;
  * every cache not released yet, for metrics, the decay task and close; it is a concurrent set.
  * {@link #scopedBindings} is written plainly by a binding thread before it binds, and every thread that
  * can see that binding was started after the write, so a pool that never binds skips the probe.
+ * Released scoped caches are kept, empty, in {@link #idle} for the next task: a slot is taken with
+ * {@code getAndSet(null)} and filled with {@code compareAndSet(null, cache)}, so each cache has one
+ * user at a time.
  */
 final class ThreadCaches {
     private static final Cleaner CLEANER = Cleaner.create();
+    private static final int IDLE_SLOTS = 2 * Runtime.getRuntime().availableProcessors();
 
     /** The value a thread's {@code ThreadLocal} holds; when it becomes unreachable, its cache is released. */
     private record Holder(PoolThreadCache cache) {}
 
-    private final SegmentPool pool;
+    private final PoolCore pool;
     private final PoolArena[] arenas;
     private final PoolThreadCache.CacheConfig config;
     private final boolean threadLocalCaches;
@@ -31,38 +36,45 @@ final class ThreadCaches {
     private final ScopedValue<PoolThreadCache> scoped = ScopedValue.newInstance();
     private boolean scopedBindings;
     private final Set<PoolThreadCache> live = ConcurrentHashMap.newKeySet();
+    private final AtomicReferenceArray<PoolThreadCache> idle = new AtomicReferenceArray<>(IDLE_SLOTS);
     private final LongAdder retiredHits = new LongAdder();
     private final LongAdder retiredMisses = new LongAdder();
+    /** Arenas opened and closed on threads without a cache, and by released caches. */
+    final LongAdder arenasOpened = new LongAdder();
+    final LongAdder arenasClosed = new LongAdder();
 
-    ThreadCaches(SegmentPool pool, PoolArena[] arenas, PoolThreadCache.CacheConfig config, boolean threadLocalCaches) {
+    ThreadCaches(PoolCore pool, PoolArena[] arenas, PoolThreadCache.CacheConfig config, boolean threadLocalCaches) {
         this.pool = pool;
         this.arenas = arenas;
         this.config = config;
         this.threadLocalCaches = threadLocalCaches && config.enabled();
     }
 
-    /** The calling thread's cache, created on first use; null when the thread gets none. */
+    /** The calling thread's cache if it has one; never creates one. Small: on every allocate and free. */
     PoolThreadCache current() {
-        if (scopedBindings && scoped.isBound()) {
-            return scopedIfOwned();
-        }
-        if (!threadLocalCaches) {
-            return null;
+        if (scopedBindings) {
+            return currentScopedOrLocal();
         }
         Holder holder = threadLocal.get();
-        if (holder != null) {
-            return holder.cache;
-        }
-        return Thread.currentThread().isVirtual() ? null : newThreadLocalCache();
+        return holder == null ? null : holder.cache;
     }
 
-    /** The calling thread's cache if it has one; never creates one. */
-    PoolThreadCache existing() {
-        if (scopedBindings && scoped.isBound()) {
+    private PoolThreadCache currentScopedOrLocal() {
+        if (scoped.isBound()) {
             return scopedIfOwned();
         }
         Holder holder = threadLocal.get();
         return holder == null ? null : holder.cache;
+    }
+
+    /** The calling thread's cache, created on first use for platform threads; null when the thread gets none. */
+    PoolThreadCache currentOrCreate() {
+        PoolThreadCache cache = current();
+        if (cache != null || !threadLocalCaches || scopedBindings && scoped.isBound()
+                || Thread.currentThread().isVirtual()) {
+            return cache;
+        }
+        return newThreadLocalCache();
     }
 
     /** The bound scoped cache if the calling thread owns it; null for a fork that inherited the binding. */
@@ -72,24 +84,59 @@ final class ThreadCaches {
     }
 
     /**
-     * Runs {@code task} with a fresh cache bound to the calling thread, and releases the cache when the
-     * task ends; inside a task already bound for this thread (or with caching off), just runs it.
+     * Runs {@code task} with a cache bound to the calling thread, and releases the cache when the task
+     * ends; inside a task already bound for this thread (or with caching off), just runs it. The cache
+     * is an idle one when there is one: only its structure is reused, never its contents.
      */
     <T, X extends Throwable> T callBound(ScopedValue.CallableOp<T, X> task) throws X {
-        if (!config.enabled() || scoped.isBound() && scopedIfOwned() != null) {
+        if (!config.enabled() || scopedBindings && scoped.isBound() && scopedIfOwned() != null) {
             return task.call();
         }
-        PoolThreadCache cache = attach(Thread.currentThread());
+        PoolThreadCache cache = takeIdle();
+        if (cache == null) {
+            cache = attach(Thread.currentThread(), true);
+        }
         scopedBindings = true;
         try {
             return ScopedValue.where(scoped, cache).call(task);
         } finally {
-            cache.release();
+            if (cache.release()) {
+                putIdle(cache);
+            }
+        }
+    }
+
+    private PoolThreadCache takeIdle() {
+        int start = (int) (Thread.currentThread().threadId() % IDLE_SLOTS);
+        for (int i = 0; i < IDLE_SLOTS; i++) {
+            int slot = (start + i) % IDLE_SLOTS;
+            if (idle.getPlain(slot) != null) {
+                PoolThreadCache cache = idle.getAndSet(slot, null);
+                if (cache != null) {
+                    cache.reuse(Thread.currentThread());
+                    live.add(cache);
+                    cache.arena.boundCaches.incrementAndGet();
+                    return cache;
+                }
+            }
+        }
+        return null;
+    }
+
+    private void putIdle(PoolThreadCache cache) {
+        if (!pool.lifecycle.isOpen()) {
+            return;
+        }
+        int start = (int) (Thread.currentThread().threadId() % IDLE_SLOTS);
+        for (int i = 0; i < IDLE_SLOTS; i++) {
+            if (idle.compareAndSet((start + i) % IDLE_SLOTS, null, cache)) {
+                return;
+            }
         }
     }
 
     private PoolThreadCache newThreadLocalCache() {
-        PoolThreadCache cache = attach(Thread.currentThread());
+        PoolThreadCache cache = attach(Thread.currentThread(), false);
         Holder holder = new Holder(cache);
         threadLocal.set(holder);
         CLEANER.register(holder, cache::release);
@@ -97,7 +144,7 @@ final class ThreadCaches {
     }
 
     /** A new cache for {@code owner}, bound to the arena with the fewest caches. */
-    PoolThreadCache attach(Thread owner) {
+    PoolThreadCache attach(Thread owner, boolean scoped) {
         PoolArena arena = arenas[0];
         for (PoolArena candidate : arenas) {
             if (candidate.boundCaches.get() < arena.boundCaches.get()) {
@@ -105,7 +152,7 @@ final class ThreadCaches {
             }
         }
         arena.boundCaches.incrementAndGet();
-        PoolThreadCache cache = new PoolThreadCache(pool, arena, owner, config);
+        PoolThreadCache cache = new PoolThreadCache(pool, arena, owner, config, scoped);
         live.add(cache);
         return cache;
     }
@@ -116,13 +163,17 @@ final class ThreadCaches {
             cache.arena.boundCaches.decrementAndGet();
             retiredHits.add(cache.hits());
             retiredMisses.add(cache.misses());
+            arenasOpened.add(cache.arenasOpened);
+            arenasClosed.add(cache.arenasClosed);
+            cache.arenasOpened = 0;
+            cache.arenasClosed = 0;
         }
     }
 
     /** Releases the caches whose owner thread has ended: no need to wait for GC and the Cleaner. */
     void releaseEnded() {
         for (PoolThreadCache cache : live) {
-            if (!cache.owner.isAlive()) {
+            if (!cache.scoped && !cache.owner.isAlive()) {
                 cache.release();
             }
         }
@@ -133,23 +184,28 @@ final class ThreadCaches {
         for (PoolThreadCache cache : live) {
             detach(cache);
         }
+        for (int i = 0; i < IDLE_SLOTS; i++) {
+            idle.set(i, null);
+        }
     }
 
     /** Live caches and their figures, read without stopping their owners. */
-    record Totals(int caches, long cachedBytes, long hits, long misses) {}
+    record Totals(int caches, long cachedBytes, long hits, long misses, long openArenas) {}
 
     Totals totals() {
         int caches = 0;
         long cached = 0;
         long hits = retiredHits.sum();
         long misses = retiredMisses.sum();
+        long arenas = arenasOpened.sum() - arenasClosed.sum();
         for (PoolThreadCache cache : live) {
             caches++;
             cached += cache.cachedBytes();
             hits += cache.hits();
             misses += cache.misses();
+            arenas += cache.arenasOpened - cache.arenasClosed;
         }
-        return new Totals(caches, cached, hits, misses);
+        return new Totals(caches, cached, hits, misses, arenas);
     }
 
     /** The scoped value, for tests that bind a cache owned by another thread as a fork would see it. */

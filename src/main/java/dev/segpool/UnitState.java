@@ -11,8 +11,10 @@ import java.lang.invoke.VarHandle;
  *
  * <p>Protocol: a unit is {@code FREE} while it sits in its chunk or in a thread cache. The thread that
  * hands it out (and so owns it exclusively) stores {@code LIVE} or {@code ARENA} with release
- * semantics before publishing the segment; {@link #claim} is the only transition back to {@code FREE}:
- * from {@code LIVE} by {@code free}, from {@code ARENA} when the unit's pooled arena closes.
+ * semantics before publishing the segment ({@code ARENA} with a volatile store, which orders it before
+ * the arena's next read of the pool's state; see {@link #ORPHANED}); {@link #claim} is the only
+ * transition back to {@code FREE}: from {@code LIVE} by {@code free}, from {@code ARENA} or
+ * {@code ORPHANED} when the unit's pooled arena closes.
  */
 final class UnitState {
     /** In its chunk or in a thread cache: not freeable by a user. */
@@ -21,6 +23,12 @@ final class UnitState {
     static final byte LIVE = 1;
     /** Handed out to a pooled {@link java.lang.foreign.Arena}: freed only when it closes. */
     static final byte ARENA = 2;
+    /**
+     * An {@code ARENA} unit whose pool closed while its arena was open: the pool keeps its chunk mapped
+     * (the arena's segments are bound to a scope only the arena can close) until the arena gives the
+     * unit back. Set only by the closing pool, with a compare-and-set from {@code ARENA}.
+     */
+    static final byte ORPHANED = 3;
 
     private static final VarHandle BYTES = MethodHandles.arrayElementVarHandle(byte[].class);
 
@@ -28,7 +36,20 @@ final class UnitState {
 
     /** Publishes a unit that the caller owns exclusively. */
     static void hand(byte[] states, int unit, byte state) {
-        BYTES.setRelease(states, unit, state);
+        if (state == LIVE) {
+            BYTES.setRelease(states, unit, state);
+        } else {
+            BYTES.setVolatile(states, unit, state);
+        }
+    }
+
+    /** {@code ARENA -> ORPHANED}, by the closing pool; returns 1 if the unit moved, else 0. */
+    static int orphan(byte[] states, int unit) {
+        return BYTES.compareAndSet(states, unit, ARENA, ORPHANED) ? 1 : 0;
+    }
+
+    static byte getVolatile(byte[] states, int unit) {
+        return (byte) BYTES.getVolatile(states, unit);
     }
 
     /**

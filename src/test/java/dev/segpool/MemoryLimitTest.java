@@ -114,8 +114,8 @@ class MemoryLimitTest {
 
     @Test
     void smallLimit_shrinksDefaultArenas_andPoolStaysUsable() {
-        assertEquals(1, SegmentPool.defaultArenas(4L << 20, 4 << 20));
-        assertTrue(SegmentPool.defaultArenas(Long.MAX_VALUE, 4 << 20) >= 1);
+        assertEquals(1, PoolBuilder.defaultArenas(4L << 20, 4 << 20));
+        assertTrue(PoolBuilder.defaultArenas(Long.MAX_VALUE, 4 << 20) >= 1);
         try (SegmentPool pool = SegmentPool.builder().maxMemory(4 << 20).build()) {
             assertEquals(1, pool.arenas().length);
             List<MemorySegment> live = new ArrayList<>();

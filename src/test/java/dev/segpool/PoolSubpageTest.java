@@ -19,12 +19,12 @@ class PoolSubpageTest {
     private static final int CHUNK = 65536;
 
     private final SizeClasses sizeClasses = new SizeClasses(PAGE, CHUNK);
-    private final NativeMemory memory = new NativeMemory("subpage-test", CHUNK, Long.MAX_VALUE, false);
-    private final PoolArena arena = new PoolArena(0, sizeClasses, memory);
+    private final NativeMemory memory = new NativeMemory("subpage-test", CHUNK, Long.MAX_VALUE, false, new Lifecycle());
+    private final PoolArena arena = new PoolArena(0, sizeClasses, memory, new CoarseClock(System::nanoTime));
 
     @AfterEach
     void release() {
-        memory.releaseAll();
+        memory.releaseAll(false);
     }
 
     private PoolSubpage newSubpage(int sizeIndex) {

@@ -16,7 +16,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /** {@link SegmentPool#newArena()} and {@link SegmentPool#newSharedArena()}, in both native-access modes. */
-class PooledArenaTest {
+class ScratchArenaTest {
     private final SegmentPool pool = SegmentPool.builder().name("arena-test").pageSize(4096).chunkSize(1 << 20)
             .arenas(2).build();
 
@@ -65,7 +65,7 @@ class PooledArenaTest {
         try (Arena arena = pool.newArena()) {
             List<MemorySegment> made = new ArrayList<>();
             for (int i = 0; i < 2000; i++) {
-                long size = random.nextInt(PooledArena.BUMP_MAX_SIZE + 200); // both sides of the bump limit
+                long size = random.nextInt(ScratchArena.BUMP_MAX_SIZE + 200); // both sides of the bump limit
                 long alignment = 1L << random.nextInt(13);                   // 1 B to 4 KiB
                 MemorySegment s = arena.allocate(size, alignment);
                 assertEquals(size, s.byteSize());

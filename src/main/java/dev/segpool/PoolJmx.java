@@ -8,11 +8,11 @@ import javax.management.ObjectName;
 import javax.management.StandardMBean;
 
 /** The JMX face of a pool: registers and unregisters its {@link SegmentPoolMXBean}. */
-final class PoolMXBean implements SegmentPoolMXBean {
+final class PoolJmx implements SegmentPoolMXBean {
     private final SegmentPool pool;
     private final ObjectName objectName;
 
-    private PoolMXBean(SegmentPool pool, ObjectName objectName) {
+    private PoolJmx(SegmentPool pool, ObjectName objectName) {
         this.pool = pool;
         this.objectName = objectName;
     }
@@ -26,9 +26,9 @@ final class PoolMXBean implements SegmentPoolMXBean {
     }
 
     /** Registers the pool's MXBean; a name already registered is an {@link IllegalArgumentException}. */
-    static PoolMXBean register(SegmentPool pool) {
+    static PoolJmx register(SegmentPool pool) {
         ObjectName name = objectName(pool.name());
-        PoolMXBean bean = new PoolMXBean(pool, name);
+        PoolJmx bean = new PoolJmx(pool, name);
         try {
             ManagementFactory.getPlatformMBeanServer()
                     .registerMBean(new StandardMBean(bean, SegmentPoolMXBean.class, true), name);
@@ -59,52 +59,52 @@ final class PoolMXBean implements SegmentPoolMXBean {
 
     @Override
     public long getReservedBytes() {
-        return pool.metrics().reservedBytes();
+        return pool.totals().reservedBytes();
     }
 
     @Override
     public long getActiveBytes() {
-        return pool.metrics().activeBytes();
+        return pool.totals().activeBytes();
     }
 
     @Override
     public long getCachedBytes() {
-        return pool.metrics().cachedBytes();
+        return pool.totals().cachedBytes();
     }
 
     @Override
     public long getFreeBytes() {
-        return pool.metrics().freeBytes();
+        return pool.totals().freeBytes();
     }
 
     @Override
     public int getThreadCaches() {
-        return pool.metrics().threadCaches();
+        return pool.totals().threadCaches();
     }
 
     @Override
     public int getChunks() {
-        return pool.metrics().chunks();
+        return pool.totals().chunks();
     }
 
     @Override
     public long getHugeBytes() {
-        return pool.metrics().hugeBytes();
+        return pool.totals().hugeBytes();
     }
 
     @Override
     public long getCacheHits() {
-        return pool.metrics().cacheHits();
+        return pool.totals().cacheHits();
     }
 
     @Override
     public long getCacheMisses() {
-        return pool.metrics().cacheMisses();
+        return pool.totals().cacheMisses();
     }
 
     @Override
     public int getOpenArenas() {
-        return pool.metrics().openArenas();
+        return pool.totals().openArenas();
     }
 
     @Override

@@ -1,0 +1,327 @@
+package dev.segpool;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Objects;
+
+/**
+ * The allocator behind a {@link SegmentPool}: routes requests to thread caches, arenas and huge
+ * allocations, takes segments back by address, and owns the pool's {@link Lifecycle}. The public
+ * class, pooled arenas ({@link ScratchArena}) and thread caches all go through it.
+ *
+ * <p>Shape: every entry is a small fast path followed by one call to a rare path. The fast paths
+ * ({@link #allocate}, {@link #free}) read the lifecycle state, take one thread-local lookup and touch
+ * only the caller's cache, the chunk registry and one unit's state byte, so that they inline into
+ * their callers and the segment they make can be scalar-replaced. Everything else (validation
+ * errors, refills, huge and aligned requests, the memory limit's retry, leak tracking) is in the
+ * {@code *Slow} methods.
+ *
+ * <p>Thread-safe; see {@link Lifecycle} for what may run while the pool closes.
+ */
+final class PoolCore {
+    final String name;
+    final SizeClasses sizeClasses;
+    final int chunkSize;
+    final Lifecycle lifecycle = new Lifecycle();
+    final NativeMemory memory;
+    final ChunkRegistry registry;
+    final PoolArena[] arenas;
+    final ThreadCaches caches;
+    final LeakTracker leaks;
+    final CoarseClock clock;
+    /** Whether pooled arenas bind their segments to their scope; decided once, when the pool is built. */
+    final boolean nativeAccess;
+    /** Largest request the fast path serves: the largest class thread caches hold, or -1. */
+    private final long fastMaxSize;
+    private final boolean trackLeaks;
+
+    PoolCore(PoolSettings settings) {
+        this.name = settings.name();
+        this.sizeClasses = new SizeClasses(settings.pageSize(), settings.chunkSize());
+        this.chunkSize = settings.chunkSize();
+        this.nativeAccess = PoolCore.class.getModule().isNativeAccessEnabled();
+        this.clock = new CoarseClock(settings.ticker());
+        this.memory = new NativeMemory(name, chunkSize, settings.maxMemory(), nativeAccess && OsMemory.AVAILABLE,
+                lifecycle);
+        this.registry = memory.registry;
+        this.arenas = new PoolArena[settings.arenas()];
+        for (int i = 0; i < arenas.length; i++) {
+            arenas[i] = new PoolArena(i, sizeClasses, memory, clock);
+        }
+        PoolThreadCache.CacheConfig config = settings.cacheConfig();
+        this.caches = new ThreadCaches(this, arenas, config, settings.threadLocalCaches());
+        this.fastMaxSize = config.enabled() ? Math.min(config.maxCachedSize(), chunkSize) : -1;
+        this.leaks = new LeakTracker(settings.leakDetection());
+        this.trackLeaks = leaks.enabled();
+    }
+
+    // ---- allocate ----
+
+    /** {@link SegmentPool#allocate(long, long)}: the calling thread's cache, else {@link #allocateSlow}. */
+    MemorySegment allocate(long byteSize, long byteAlignment) {
+        if (byteSize <= fastMaxSize && byteSize >= 0 && byteAlignment > 0 && byteAlignment <= SizeClasses.QUANTUM
+                && (byteAlignment & (byteAlignment - 1)) == 0 && lifecycle.isOpen() && !trackLeaks) {
+            PoolThreadCache cache = caches.current();
+            if (cache != null) {
+                MemorySegment segment = cache.pop(sizeClasses.sizeIndex(byteSize), byteSize, UnitState.LIVE);
+                if (segment != null) {
+                    return segment;
+                }
+            }
+        }
+        return allocateSlow(byteSize, byteAlignment, UnitState.LIVE, false);
+    }
+
+    /**
+     * Everything {@link #allocate} does not do on its fast path, for a unit handed out in {@code state}
+     * (LIVE for users, ARENA for pooled arenas), zeroed if {@code zero}. At the memory limit, gives back
+     * what the pool can (this thread's cache, idle subpages, empty chunks) and tries once more.
+     */
+    MemorySegment allocateSlow(long byteSize, long byteAlignment, byte state, boolean zero) {
+        if (byteSize < 0) {
+            throw Errors.badSize(byteSize);
+        }
+        if (byteAlignment <= 0 || (byteAlignment & (byteAlignment - 1)) != 0) {
+            throw Errors.badAlignment(byteAlignment);
+        }
+        ensureOpen();
+        MemorySegment segment;
+        try {
+            segment = allocateChecked(byteSize, byteAlignment, state, zero);
+        } catch (MemoryLimitExceededException first) {
+            segment = retryAtLimit(byteSize, byteAlignment, state, zero, first);
+        }
+        if (trackLeaks && state == UnitState.LIVE) {
+            leaks.allocated(segment.address(), byteSize);
+        }
+        return segment;
+    }
+
+    private MemorySegment retryAtLimit(long byteSize, long byteAlignment, byte state, boolean zero,
+                                       MemoryLimitExceededException first) {
+        long reserved = memory.reservedBytes();
+        reclaim(Long.MAX_VALUE, false, "limit");
+        if (memory.reservedBytes() < reserved) {
+            try {
+                return allocateChecked(byteSize, byteAlignment, state, zero);
+            } catch (MemoryLimitExceededException second) {
+                first = second;
+            }
+        }
+        PoolEvents.limitExceeded(name, first.limitBytes(), first.reservedBytes(), first.requestedBytes());
+        throw first;
+    }
+
+    private MemorySegment allocateChecked(long byteSize, long byteAlignment, byte state, boolean zero) {
+        int sizeIndex;
+        int alignPages = 1;
+        if (byteAlignment <= SizeClasses.QUANTUM) {
+            if (byteSize > chunkSize) {
+                return memory.allocateHuge(byteSize, byteAlignment, state);
+            }
+            sizeIndex = sizeClasses.sizeIndex(byteSize);
+        } else {
+            sizeIndex = sizeClasses.sizeIndex(byteSize, byteAlignment);
+            if (sizeIndex < 0) {
+                return memory.allocateHuge(byteSize, byteAlignment, state);
+            }
+            alignPages = sizeClasses.alignmentPages(byteAlignment);
+        }
+        PoolThreadCache cache = caches.currentOrCreate();
+        if (cache == null) {
+            return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, zero);
+        }
+        if (alignPages == 1) {
+            MemorySegment segment = cache.allocate(sizeIndex, byteSize, state);
+            if (segment != null) {
+                return zero ? segment.fill((byte) 0) : segment;
+            }
+        }
+        return cache.arena.allocate(sizeIndex, alignPages, byteSize, state, zero);
+    }
+
+    /** The arena of a thread without a cache. */
+    private PoolArena uncachedArena() {
+        return arenas[(int) (Thread.currentThread().threadId() % arenas.length)];
+    }
+
+    // ---- free ----
+
+    /**
+     * {@link SegmentPool#free}: finds the chunk by address, checks that the segment is a slice of it
+     * (same scope), claims the unit with one compare-and-exchange and keeps it in the calling thread's
+     * cache. Anything else, valid or not, goes to {@link #freeSlow}, which explains a refusal.
+     */
+    void free(MemorySegment segment) {
+        long address = Objects.requireNonNull(segment, "segment").address();
+        PoolChunk chunk = registry.find(address);
+        if (chunk != null && segment.scope() == chunk.scope && lifecycle.isOpen() && !trackLeaks) {
+            long handle = chunk.claim(address, UnitState.LIVE);
+            if (handle != Handle.NONE) {
+                giveBack(chunk, handle);
+                return;
+            }
+        }
+        freeSlow(segment);
+    }
+
+    /** A claimed unit goes to the calling thread's cache, or to its arena. */
+    void giveBack(PoolChunk chunk, long handle) {
+        int sizeIndex = chunk.sizeIndex(handle);
+        PoolThreadCache cache = caches.current();
+        if (cache == null || !cache.push(chunk, handle, sizeIndex)) {
+            chunk.arena.free(chunk, handle, sizeIndex);
+        }
+    }
+
+    private void freeSlow(MemorySegment segment) {
+        ensureOpen();
+        if (!segment.isNative()) {
+            throw Errors.heapSegment(name, segment);
+        }
+        long address = segment.address();
+        if (!segment.scope().isAlive()) {
+            throw Errors.staleSegment(name, address);
+        }
+        PoolChunk chunk = registry.find(address);
+        if (chunk == null) {
+            if (!memory.freeHuge(address, UnitState.LIVE)) {
+                throw lifecycle.isOpen() ? memory.notHuge(address) : Errors.closed(name);
+            }
+        } else {
+            long handle = chunk.claim(address, UnitState.LIVE);
+            if (handle == Handle.NONE) {
+                throw chunk.claimFailure(address, UnitState.LIVE);
+            }
+            giveBack(chunk, handle);
+        }
+        if (trackLeaks) {
+            leaks.freed(address);
+        }
+    }
+
+    // ---- units of pooled arenas ----
+
+    /**
+     * A block of {@code blockSize} bytes, aligned to its size, handed out in state {@code ARENA} (not
+     * zeroed): from {@code cache} when it is the calling thread's, else through {@link #allocateSlow}.
+     */
+    MemorySegment allocateArenaBlock(PoolThreadCache cache, int blockSize) {
+        if (cache != null && cache.owner == Thread.currentThread()) {
+            MemorySegment block = cache.pop(sizeClasses.sizeIndex(blockSize), blockSize, UnitState.ARENA);
+            if (block != null) {
+                return block;
+            }
+        }
+        return allocateSlow(blockSize, blockSize, UnitState.ARENA, false);
+    }
+
+    /**
+     * Gives back the unit at {@code address} that a pooled arena held ({@code ARENA}, or
+     * {@code ORPHANED} once the pool closed): while the pool is open into {@code cache} (when it is
+     * the calling thread's) or the calling thread's cache or its arena. An orphaned unit's chunk is
+     * released once its last orphan is back; after close, a unit in a released chunk is gone already.
+     */
+    void giveBackArenaUnit(long address, PoolThreadCache cache) {
+        PoolChunk chunk = registry.find(address);
+        if (chunk == null) {
+            memory.freeHuge(address, UnitState.ARENA);
+            return;
+        }
+        long handle = chunk.claim(address, UnitState.ARENA);
+        if (handle != Handle.NONE) {
+            if (lifecycle.isOpen()) {
+                int sizeIndex = chunk.sizeIndex(handle);
+                if (cache == null || !cache.push(chunk, handle, sizeIndex)) {
+                    giveBack(chunk, handle);
+                }
+            }
+            return;
+        }
+        if (chunk.claim(address, UnitState.ORPHANED) != Handle.NONE) {
+            awaitClosed();
+            memory.releaseOrphan(chunk);
+        }
+    }
+
+    /** Waits for a close in progress to finish: it never waits for anything this thread holds. */
+    private void awaitClosed() {
+        while (lifecycle.state() != Lifecycle.CLOSED) {
+            Thread.onSpinWait();
+        }
+    }
+
+    // ---- giving memory back ----
+
+    /**
+     * Gives back what has stayed free since before {@code cutoffNanos} in every arena, purging the
+     * long-free pages of chunks in use if {@code purge} (every free page when the cutoff is
+     * {@code Long.MAX_VALUE}); first the calling thread's cache when the cutoff is {@code MAX_VALUE}.
+     * Returns the native bytes released; 0 when the pool is closing.
+     */
+    long reclaim(long cutoffNanos, boolean purge, String reason) {
+        if (!lifecycle.enter()) {
+            return 0;
+        }
+        try {
+            if (cutoffNanos == Long.MAX_VALUE) {
+                PoolThreadCache cache = caches.current();
+                if (cache != null) {
+                    cache.flush();
+                }
+            }
+            long released = 0;
+            for (PoolArena arena : arenas) {
+                released += arena.reclaim(cutoffNanos, purge, cutoffNanos == Long.MAX_VALUE, reason);
+            }
+            return released;
+        } finally {
+            lifecycle.exit();
+        }
+    }
+
+    // ---- observing ----
+
+    /** The pool's totals, read without a lock (approximate while threads allocate). */
+    PoolTotals totals() {
+        ThreadCaches.Totals threads = caches.totals();
+        long used = 0;
+        for (PoolArena arena : arenas) {
+            used += arena.usedBytes();
+        }
+        long huge = memory.hugeBytes();
+        int chunks = registry.size();
+        long free = Math.max(0, (long) chunks * chunkSize - used);
+        return new PoolTotals(memory.reservedBytes(), used + huge - threads.cachedBytes(), threads.cachedBytes(),
+                free, threads.caches(), chunks, huge, threads.hits(), threads.misses(),
+                (int) Math.max(0, threads.openArenas()));
+    }
+
+    /** Lock-free totals of a pool, for JMX and the periodic JFR event. */
+    record PoolTotals(long reservedBytes, long activeBytes, long cachedBytes, long freeBytes, int threadCaches,
+                      int chunks, long hugeBytes, long cacheHits, long cacheMisses, int openArenas) {}
+
+    // ---- closing ----
+
+    /**
+     * The close protocol: OPEN to CLOSING (only one caller wins), wait until no rare operation is in
+     * flight, report leaks, release the memory (keeping what open arenas' bound segments still use),
+     * then CLOSED. Returns false when the pool was already closing or closed.
+     */
+    boolean close(Runnable beforeRelease) {
+        if (!lifecycle.beginClose()) {
+            return false;
+        }
+        lifecycle.awaitQuiescence();
+        beforeRelease.run();
+        memory.releaseAll(nativeAccess);
+        lifecycle.closed();
+        caches.detachAll();
+        return true;
+    }
+
+    void ensureOpen() {
+        if (!lifecycle.isOpen()) {
+            throw Errors.closed(name);
+        }
+    }
+}

@@ -1,0 +1,292 @@
+package dev.segpool;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.ref.Cleaner;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The {@link java.lang.foreign.Arena} of {@link SegmentPool#newArena()} and
+ * {@link SegmentPool#newSharedArena()}: memory from the pool, confined to the thread that opened it or
+ * shared. Every segment is zero-filled; {@link #close()} gives them all back at once. Like the JDK's
+ * own arenas, it cuts small segments from a 4 KiB block by bumping an offset (zeroing only what it
+ * hands out); larger ones are pool units of their own.
+ *
+ * <p>With native access (decided once per pool), the block and every larger unit are re-bound to the
+ * scope of a JDK arena that this arena closes first, so an access after {@code close()} throws
+ * {@link IllegalStateException} and a confined arena's segments throw {@link WrongThreadException} on
+ * other threads. Without it, segments are plain slices of their chunk: they stay accessible until the
+ * pool closes, and {@link #scope()} is a scope of its own that ends at {@code close()}.
+ *
+ * <p>If the pool closes while this arena is open, the pool keeps the chunks under its units
+ * ({@link UnitState#ORPHANED}) until it closes: its segments stay valid, and throw after this arena's
+ * close, never reaching released memory. A unit is handed out in state {@code ARENA} with a volatile
+ * store and the pool's state is read after it, so either the closing pool sees the unit, or this arena
+ * sees the pool closing and gives the unit back before binding it.
+ *
+ * <p>Protocol: a confined arena is used by its owner only (checked); a shared arena serialises
+ * {@code allocate} and {@code close} on itself. Leaks: an arena that becomes unreachable without
+ * {@code close()} keeps its units until the pool closes, unless leak detection sampled it: then a
+ * {@link Cleaner} gives its memory back and reports where it was opened.
+ */
+final class ScratchArena implements Arena {
+    private static final Cleaner CLEANER = Cleaner.create();
+
+    /**
+     * Requests up to this size (and alignment up to {@link #BLOCK_SIZE}) are cut from the arena's current
+     * block, so that a scratch arena makes one pool allocation, not one per segment.
+     */
+    static final int BUMP_MAX_SIZE = 1024;
+    /** Size, and alignment, of the blocks small requests are cut from (each cut is zeroed, not the block). */
+    static final int BLOCK_SIZE = 4096;
+
+    private final PoolCore core;
+    /** The owner of a confined arena; null when shared. */
+    private final Thread owner;
+    private final boolean bindScope;
+    /** The opener's cache, for a confined arena: blocks come from it and go back to it. */
+    private final PoolThreadCache cache;
+    /** The JDK arena whose scope segments carry (native mode); in degraded mode made on demand by scope(). */
+    private Arena scopeArena;
+    private boolean closed;
+    /** The block small requests are cut from, and how much of it is used. */
+    private MemorySegment block;
+    private long blockUsed = BLOCK_SIZE;
+    /** Addresses of the pool units held: the first inline, the rest in {@link #moreUnits}. */
+    private long firstUnit;
+    private long[] moreUnits;
+    private int units;
+    /** Set for arenas that leak detection sampled: watches this arena and reports it if it leaks. */
+    private final LeakWatch watch;
+
+    ScratchArena(PoolCore core, boolean shared, LeakTracker.AllocationSite site) {
+        this.core = core;
+        this.owner = shared ? null : Thread.currentThread();
+        this.bindScope = core.nativeAccess;
+        this.cache = shared ? null : core.caches.current();
+        if (bindScope) {
+            this.scopeArena = shared ? Arena.ofShared() : Arena.ofConfined();
+        }
+        this.watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site,
+                bindScope ? scopeArena.scope() : this);
+        opened(1);
+    }
+
+    @Override
+    public MemorySegment allocate(long byteSize, long byteAlignment) {
+        if (owner == null) {
+            synchronized (this) {
+                return allocateChecked(byteSize, byteAlignment);
+            }
+        }
+        if (Thread.currentThread() != owner) {
+            throw Errors.wrongThread(core.name, owner);
+        }
+        return allocateChecked(byteSize, byteAlignment);
+    }
+
+    private MemorySegment allocateChecked(long byteSize, long byteAlignment) {
+        if (closed || !core.lifecycle.isOpen()) {
+            throw closed ? Errors.arenaClosed(core.name) : Errors.closed(core.name);
+        }
+        if (byteSize >= 0 && byteSize <= BUMP_MAX_SIZE && byteAlignment > 0 && byteAlignment <= BLOCK_SIZE
+                && (byteAlignment & (byteAlignment - 1)) == 0) {
+            long offset = (blockUsed + byteAlignment - 1) & -byteAlignment;
+            long end = offset + Math.max(byteSize, 1); // every segment gets an address of its own
+            if (end > BLOCK_SIZE) {
+                newBlock();
+                offset = 0;
+                end = Math.max(byteSize, 1);
+            }
+            blockUsed = end;
+            count(byteSize);
+            return block.asSlice(offset, byteSize).fill((byte) 0);
+        }
+        return allocateUnit(byteSize, byteAlignment);
+    }
+
+    /** Takes a new block from the pool and binds it to this arena's scope. */
+    private void newBlock() {
+        MemorySegment raw = core.allocateArenaBlock(cache, BLOCK_SIZE);
+        keep(raw.address());
+        block = bindScope ? raw.reinterpret(scopeArena, null) : raw;
+    }
+
+    /** A request too large (or too aligned) to cut from a block: a pool unit of its own, zeroed. */
+    private MemorySegment allocateUnit(long byteSize, long byteAlignment) {
+        MemorySegment raw = core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, true);
+        keep(raw.address());
+        count(byteSize);
+        return bindScope ? raw.reinterpret(scopeArena, null) : raw;
+    }
+
+    /**
+     * Records a unit just handed out in state {@code ARENA}; if the pool began closing meanwhile, gives
+     * it back before any segment of it is bound, and throws.
+     */
+    private void keep(long address) {
+        if (!core.lifecycle.isOpen()) {
+            core.giveBackArenaUnit(address, null);
+            throw Errors.closed(core.name);
+        }
+        if (units == 0) {
+            firstUnit = address;
+        } else {
+            if (moreUnits == null) {
+                moreUnits = new long[4];
+            } else if (units - 1 == moreUnits.length) {
+                moreUnits = Arrays.copyOf(moreUnits, moreUnits.length * 2);
+            }
+            moreUnits[units - 1] = address;
+        }
+        units++;
+        if (watch != null) {
+            watch.kept(address);
+        }
+    }
+
+    private void count(long byteSize) {
+        if (watch != null) {
+            watch.counted(byteSize);
+        }
+    }
+
+    @Override
+    public MemorySegment.Scope scope() {
+        if (owner == null) {
+            synchronized (this) {
+                return scopeLocked();
+            }
+        }
+        return scopeLocked();
+    }
+
+    private MemorySegment.Scope scopeLocked() {
+        if (scopeArena == null) {
+            // Degraded mode: a scope of its own, alive until close(); shared so any thread may ask.
+            scopeArena = Arena.ofShared();
+            if (closed) {
+                scopeArena.close();
+            }
+        }
+        return scopeArena.scope();
+    }
+
+    @Override
+    public void close() {
+        if (owner == null) {
+            synchronized (this) {
+                closeChecked();
+            }
+        } else {
+            if (Thread.currentThread() != owner) {
+                throw Errors.wrongThread(core.name, owner);
+            }
+            closeChecked();
+        }
+    }
+
+    private void closeChecked() {
+        if (closed) {
+            throw Errors.arenaClosed(core.name);
+        }
+        closed = true;
+        if (scopeArena != null) {
+            scopeArena.close(); // first: no segment of this arena is reachable when its memory is reused
+        }
+        PoolThreadCache own = cache != null && cache.owner == Thread.currentThread() ? cache : null;
+        if (units > 0) {
+            core.giveBackArenaUnit(firstUnit, own);
+            for (int i = 0; i < units - 1; i++) {
+                core.giveBackArenaUnit(moreUnits[i], own);
+            }
+        }
+        if (watch != null) {
+            watch.closed();
+        }
+        opened(-1);
+    }
+
+    /** Counts this arena in {@code openArenas}: in the owner's cache, else in the pool's adders. */
+    private void opened(int delta) {
+        PoolThreadCache counting = cache != null && cache.owner == Thread.currentThread() ? cache : null;
+        if (counting != null) {
+            if (delta > 0) {
+                counting.arenasOpened++;
+            } else {
+                counting.arenasClosed++;
+            }
+        } else if (delta > 0) {
+            core.caches.arenasOpened.increment();
+        } else {
+            core.caches.arenasClosed.increment();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "ScratchArena[" + core.name + (owner == null ? ", shared" : ", confined to " + owner.getName())
+                + (closed ? ", closed]" : "]");
+    }
+
+    /**
+     * The leak check of a sampled arena: a copy of its units, given back by the {@link Cleaner} if the
+     * arena (in native mode: its scope, so no segment of it is reachable) becomes unreachable without
+     * {@code close()}. Must never reach the arena itself.
+     */
+    private static final class LeakWatch implements Runnable {
+        private final PoolCore core;
+        private final String kind;
+        private final LeakTracker.AllocationSite site;
+        private final Cleaner.Cleanable cleanable;
+        private long[] addresses = new long[4];
+        private int units;
+        private long count;
+        private long bytes;
+        private boolean done;
+
+        LeakWatch(PoolCore core, String kind, LeakTracker.AllocationSite site, Object watched) {
+            this.core = core;
+            this.kind = kind;
+            this.site = site;
+            this.cleanable = CLEANER.register(watched, this);
+        }
+
+        synchronized void kept(long address) {
+            if (units == addresses.length) {
+                addresses = Arrays.copyOf(addresses, units * 2);
+            }
+            addresses[units++] = address;
+        }
+
+        synchronized void counted(long byteSize) {
+            count++;
+            bytes += byteSize;
+        }
+
+        void closed() {
+            synchronized (this) {
+                done = true;
+            }
+            cleanable.clean();
+        }
+
+        @Override
+        public void run() {
+            synchronized (this) {
+                if (done) {
+                    return;
+                }
+                done = true;
+                for (int i = 0; i < units; i++) {
+                    core.giveBackArenaUnit(addresses[i], null);
+                }
+            }
+            core.caches.arenasClosed.increment();
+            LeakTracker.warn("pool '" + core.name + "': a " + kind + " Arena holding " + count
+                    + " segments (" + bytes + " bytes) became unreachable without close();"
+                    + " its memory went back to the pool", List.of(site));
+        }
+    }
+}
