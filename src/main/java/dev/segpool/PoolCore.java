@@ -33,6 +33,11 @@ final class PoolCore {
     /** Largest request the fast path serves: the largest class thread caches hold, or -1. */
     private final long fastMaxSize;
     private final boolean trackLeaks;
+    /**
+     * Whether {@link #allocate} and {@link #free} may take their fast paths: false with leak tracking,
+     * and from the moment {@link #close} starts. One volatile read on each fast path.
+     */
+    private volatile boolean fastPaths;
 
     PoolCore(PoolSettings settings) {
         this.name = settings.name();
@@ -49,20 +54,24 @@ final class PoolCore {
         }
         PoolThreadCache.CacheConfig config = settings.cacheConfig();
         this.caches = new ThreadCaches(this, arenas, config, settings.threadLocalCaches());
-        this.fastMaxSize = config.enabled() ? Math.min(config.maxCachedSize(), chunkSize) : -1;
+        this.fastMaxSize = config.enabled()
+                ? Math.min(config.maxCachedSize(), Math.min(SizeClasses.LOOKUP_MAX_SIZE, chunkSize)) : -1;
         this.leaks = new LeakTracker(settings.leakDetection());
         this.trackLeaks = leaks.enabled();
+        this.fastPaths = !trackLeaks;
     }
 
     // ---- allocate ----
 
     /** {@link SegmentPool#allocate(long, long)}: the calling thread's cache, else {@link #allocateSlow}. */
     MemorySegment allocate(long byteSize, long byteAlignment) {
-        if (byteSize <= fastMaxSize && byteSize >= 0 && byteAlignment > 0 && byteAlignment <= SizeClasses.QUANTUM
-                && (byteAlignment & (byteAlignment - 1)) == 0 && lifecycle.isOpen() && !trackLeaks) {
+        // 0 <= byteSize <= fastMaxSize, and byteAlignment a power of two from 1 to QUANTUM: one branch
+        if ((byteSize >= 0 & byteSize <= fastMaxSize
+                & ((byteAlignment - 1) >>> SizeClasses.LOG2_QUANTUM | (byteAlignment - 1) & byteAlignment) == 0)
+                && fastPaths) {
             PoolThreadCache cache = caches.current();
             if (cache != null) {
-                MemorySegment segment = cache.pop(sizeClasses.sizeIndex(byteSize), byteSize, UnitState.LIVE);
+                MemorySegment segment = cache.pop(sizeClasses.lookupIndex(byteSize), byteSize, UnitState.LIVE);
                 if (segment != null) {
                     return segment;
                 }
@@ -154,7 +163,7 @@ final class PoolCore {
     void free(MemorySegment segment) {
         long address = Objects.requireNonNull(segment, "segment").address();
         PoolChunk chunk = registry.find(address);
-        if (chunk != null && segment.scope() == chunk.scope && lifecycle.isOpen() && !trackLeaks) {
+        if (chunk != null && segment.scope() == chunk.scope && fastPaths) {
             long handle = chunk.claim(address, UnitState.LIVE);
             if (handle != Handle.NONE) {
                 giveBack(chunk, handle);
@@ -308,6 +317,7 @@ final class PoolCore {
      * then CLOSED. Returns false when the pool was already closing or closed.
      */
     boolean close(Runnable beforeRelease) {
+        fastPaths = false;
         if (!lifecycle.beginClose()) {
             return false;
         }

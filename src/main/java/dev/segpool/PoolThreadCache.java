@@ -62,6 +62,9 @@ final class PoolThreadCache {
         }
     }
 
+    /** Stands for every stack not made yet: empty and full at once, so pop and push take their rare paths. */
+    private static final Stack NONE = new Stack(-1, 0, 0, 0, 0);
+
     /** At most this many bytes of one small class are taken from the arena in one refill. */
     private static final int REFILL_BYTES = 64 * 1024;
     private static final int MAX_REFILL = 32;
@@ -102,6 +105,7 @@ final class PoolThreadCache {
         this.scoped = scoped;
         this.untilTrim = config.trimInterval();
         this.stacks = new Stack[sizeClasses.classes()];
+        Arrays.fill(stacks, NONE);
     }
 
     /** The cache settings of a pool. */
@@ -120,17 +124,12 @@ final class PoolThreadCache {
      */
     MemorySegment pop(int sizeIndex, long byteSize, byte state) {
         final Stack stack = stacks[sizeIndex];
-        if (stack == null) {
-            return null;
-        }
         final int n = stack.size - 1;
         if (n < 0) {
             return null;
         }
         stack.size = n;
-        if (n < stack.lowWater) {
-            stack.lowWater = n;
-        }
+        stack.lowWater = Math.min(stack.lowWater, n);
         PoolChunk chunk = stack.chunks[n];
         long handle = stack.handles[n];
         if (--untilTrim == 0) {
@@ -142,7 +141,7 @@ final class PoolThreadCache {
     /** Keeps a claimed unit of class {@code sizeIndex}; false when this cache does not hold the class. */
     boolean push(PoolChunk chunk, long handle, int sizeIndex) {
         final Stack stack = stacks[sizeIndex];
-        if (stack == null || stack.size == stack.capacity) {
+        if (stack.size == stack.capacity) {
             return pushSlow(chunk, handle, sizeIndex);
         }
         int n = stack.size;
@@ -191,7 +190,7 @@ final class PoolThreadCache {
     /** The stack of class {@code sizeIndex}, made on first use; null when the class is not cached. */
     private Stack stack(int sizeIndex) {
         Stack stack = stacks[sizeIndex];
-        if (stack != null) {
+        if (stack != NONE) {
             return stack;
         }
         int size = sizeClasses.size(sizeIndex);
@@ -222,7 +221,7 @@ final class PoolThreadCache {
         untilTrim = config.trimInterval();
         trims++;
         for (Stack stack : stacks) {
-            if (stack != null) {
+            if (stack != NONE) {
                 giveBack(stack, stack.lowWater);
                 stack.lowWater = stack.size;
             }
@@ -233,7 +232,7 @@ final class PoolThreadCache {
     boolean flush() {
         boolean any = false;
         for (Stack stack : stacks) {
-            if (stack != null && stack.size > 0) {
+            if (stack.size > 0) {
                 any = true;
                 giveBack(stack, stack.size);
                 stack.lowWater = 0;
@@ -290,9 +289,7 @@ final class PoolThreadCache {
     long cachedBytes() {
         long bytes = 0;
         for (Stack stack : stacks) {
-            if (stack != null) {
-                bytes += (long) stack.size * stack.elementSize;
-            }
+            bytes += (long) stack.size * stack.elementSize;
         }
         return bytes;
     }

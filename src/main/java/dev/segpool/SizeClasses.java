@@ -24,8 +24,8 @@ final class SizeClasses {
     /** Smallest class, and the alignment every class honours. */
     static final int QUANTUM = 1 << LOG2_QUANTUM;
     static final int LOG2_CLASSES_PER_DOUBLING = 2;
-    /** Requests up to this size resolve through one table load. */
-    static final int LOOKUP_MAX_SIZE = 4096;
+    /** Requests up to this size resolve through one table load (2 KiB per pool); thread caches' fast path serves up to it. */
+    static final int LOOKUP_MAX_SIZE = 32 * 1024;
     /** Index of the first class above the quantum-spaced ones (16, 32, 48, 64). */
     private static final int LOG2_FIRST_GROUP = LOG2_QUANTUM + LOG2_CLASSES_PER_DOUBLING;
 
@@ -72,9 +72,10 @@ final class SizeClasses {
         }
         this.smallClasses = small;
 
-        this.lookup = new byte[LOOKUP_MAX_SIZE >>> LOG2_QUANTUM];
-        for (int i = 0; i < lookup.length; i++) {
-            lookup[i] = (byte) computeIndex(((long) i << LOG2_QUANTUM) + 1);
+        // lookup[i]: the class of sizes ((i - 1) * 16, i * 16], so of i * 16 (class sizes are multiples of 16)
+        this.lookup = new byte[(Math.min(LOOKUP_MAX_SIZE, chunkSize) >>> LOG2_QUANTUM) + 1];
+        for (int i = 1; i < lookup.length; i++) {
+            lookup[i] = (byte) computeIndex((long) i << LOG2_QUANTUM);
         }
 
         int maxElements = pageSize >>> LOG2_QUANTUM;
@@ -133,10 +134,12 @@ final class SizeClasses {
      * maps to the smallest class so that every allocation has an address of its own.
      */
     int sizeIndex(long size) {
-        if (size <= LOOKUP_MAX_SIZE) {
-            return size == 0 ? 0 : lookup[(int) (size - 1) >>> LOG2_QUANTUM];
-        }
-        return computeIndex(size);
+        return size <= LOOKUP_MAX_SIZE ? lookupIndex(size) : computeIndex(size);
+    }
+
+    /** {@link #sizeIndex} for {@code 0 <= size <= min(LOOKUP_MAX_SIZE, chunkSize)}: one table load. */
+    int lookupIndex(long size) {
+        return lookup[(int) (size + QUANTUM - 1) >>> LOG2_QUANTUM];
     }
 
     /**
