@@ -21,13 +21,16 @@ import java.util.List;
  *       non-event-loop threads on;</li>
  *   <li>{@code jdk-arena}: one {@code Arena.ofConfined()} per allocation, closed to free it (a shared
  *       arena where another thread frees);</li>
- *   <li>{@code malloc}: libc {@code malloc}/{@code free} through FFM downcalls.</li>
+ *   <li>{@code malloc}: libc {@code malloc}/{@code free} through FFM downcalls, raw addresses only;</li>
+ *   <li>{@code malloc-segment}: the same, but each buffer is what an FFM user would hold: the malloc'd
+ *       address as a {@code MemorySegment} of the requested size ({@code ofAddress(a).reinterpret(size)}),
+ *       freed by its address.</li>
  * </ul>
  * Netty's leak detector is switched off (as Netty's own benchmarks do), which is Netty's best case.
  */
 public abstract class Peer implements AutoCloseable {
-    public static final List<String> NAMES =
-            List.of("segpool", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc");
+    public static final List<String> NAMES = List.of("segpool", "segpool-arena", "netty-pooled", "netty-adaptive",
+            "jdk-arena", "malloc", "malloc-segment");
 
     public static Peer of(String name) {
         return switch (name) {
@@ -38,6 +41,7 @@ public abstract class Peer implements AutoCloseable {
             case "netty-adaptive" -> NettyPeer.adaptive();
             case "jdk-arena" -> new JdkArenaPeer();
             case "malloc" -> new MallocPeer();
+            case "malloc-segment" -> new MallocSegmentPeer();
             default -> throw new IllegalArgumentException("unknown peer '" + name + "', one of " + NAMES
                     + " or segpool-decay");
         };
