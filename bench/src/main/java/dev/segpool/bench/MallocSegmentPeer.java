@@ -26,6 +26,16 @@ final class MallocSegmentPeer extends Peer {
     }
 
     @Override
+    public long touchedPair(int byteSize) {
+        MemorySegment segment = allocate(byteSize);
+        for (long offset = 0; offset < byteSize; offset += 4096) {
+            segment.set(ValueLayout.JAVA_BYTE, offset, (byte) 1);
+        }
+        free(segment);
+        return segment.address();
+    }
+
+    @Override
     public Slots slots(int count) {
         MemorySegment[] live = new MemorySegment[count];
         return new Slots() {
