@@ -8,8 +8,8 @@ import java.time.Duration;
 import java.util.Locale;
 
 /**
- * segpool on its thread-cache path, or with thread caches off (every call goes to an arena), or running
- * each {@link #runTask task} under a scoped thread cache.
+ * segpool on its thread-cache path, or with thread caches off (every call goes to an arena); optionally
+ * with its MXBean registered, or running each {@link #runTask task} under a scoped thread cache.
  */
 final class SegpoolPeer extends Peer {
     private final SegmentPool pool;
@@ -23,6 +23,14 @@ final class SegpoolPeer extends Peer {
     /** The default pool but for its decay time: how long free memory is kept before it goes back. */
     SegpoolPeer(Duration decay) {
         this(SegmentPool.builder().decay(decay), false);
+    }
+
+    /**
+     * As {@link #SegpoolPeer(boolean)}, named {@code name}, with its MXBean registered ({@code jmx(true)})
+     * as {@code dev.segpool:type=SegmentPool,name=<name>}.
+     */
+    SegpoolPeer(boolean threadLocalCaches, String name) {
+        this(SegmentPool.builder().threadLocalCaches(threadLocalCaches).name(name).jmx(true), false);
     }
 
     private SegpoolPeer(SegmentPool.Builder builder, boolean scopedTasks) {
