@@ -28,7 +28,7 @@ public class ChurnBenchmark {
     static final long MAX_LIVE_BYTES = 512L << 20;
     private static final int RANDOM_SLOTS = 1 << 16;
 
-    @Param({"segpool", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc"})
+    @Param({"segpool", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc", "malloc-segment"})
     String peer;
 
     @Param({"16", "64", "256", "1024", "4096", "16384", "32768", "65536", "1048576"})

@@ -18,6 +18,17 @@ final class JdkArenaPeer extends Peer {
     }
 
     @Override
+    public long touchedPair(int byteSize) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment segment = arena.allocate(byteSize);
+            for (long offset = 0; offset < byteSize; offset += 4096) {
+                segment.set(ValueLayout.JAVA_BYTE, offset, (byte) 1);
+            }
+            return segment.address();
+        }
+    }
+
+    @Override
     public Slots slots(int count) {
         Arena[] arenas = new Arena[count];
         MemorySegment[] live = new MemorySegment[count];

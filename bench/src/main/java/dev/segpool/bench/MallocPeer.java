@@ -54,6 +54,17 @@ final class MallocPeer extends Peer {
     }
 
     @Override
+    public long touchedPair(int byteSize) {
+        long address = malloc(byteSize);
+        MemorySegment all = MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
+        for (long offset = 0; offset < byteSize; offset += 4096) {
+            all.set(ValueLayout.JAVA_BYTE, address + offset, (byte) 1);
+        }
+        free(address);
+        return address;
+    }
+
+    @Override
     public Slots slots(int count) {
         long[] live = new long[count];
         return new Slots() {

@@ -43,6 +43,17 @@ final class NettyPeer extends Peer {
     }
 
     @Override
+    public long touchedPair(int byteSize) {
+        ByteBuf buffer = allocator.directBuffer(byteSize, byteSize);
+        for (int index = 0; index < byteSize; index += 4096) {
+            buffer.setByte(index, 1);
+        }
+        long address = address(buffer);
+        buffer.release();
+        return address;
+    }
+
+    @Override
     public Slots slots(int count) {
         ByteBuf[] live = new ByteBuf[count];
         return new Slots() {

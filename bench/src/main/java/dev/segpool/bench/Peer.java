@@ -15,36 +15,58 @@ import java.util.List;
  *       an arena;</li>
  *   <li>{@code segpool-decay}: {@code SegmentPool.builder().decay(Duration.ofMillis(500))}: the default
  *       pool, giving free memory back after half a second instead of ten (workload runner only);</li>
+ *   <li>{@code segpool-scoped}: {@code SegmentPool.create()}, with each {@link #runTask task} run inside
+ *       {@code pool.runWithThreadCache(...)}: the scoped cache virtual threads can use (virtual-thread
+ *       benchmark only; outside a task it is {@code segpool});</li>
  *   <li>{@code netty-pooled}: Netty 4.2 {@code PooledByteBufAllocator}, direct buffers, thread caches for
  *       all threads ({@code useCacheForAllThreads = true});</li>
  *   <li>{@code netty-adaptive}: Netty 4.2 {@code AdaptiveByteBufAllocator}, direct buffers, caches for
  *       non-event-loop threads on;</li>
  *   <li>{@code jdk-arena}: one {@code Arena.ofConfined()} per allocation, closed to free it (a shared
  *       arena where another thread frees);</li>
- *   <li>{@code malloc}: libc {@code malloc}/{@code free} through FFM downcalls.</li>
+ *   <li>{@code malloc}: libc {@code malloc}/{@code free} through FFM downcalls, raw addresses only;</li>
+ *   <li>{@code malloc-segment}: the same, but each buffer is what an FFM user would hold: the malloc'd
+ *       address as a {@code MemorySegment} of the requested size ({@code ofAddress(a).reinterpret(size)}),
+ *       freed by its address.</li>
  * </ul>
  * Netty's leak detector is switched off (as Netty's own benchmarks do), which is Netty's best case.
  */
 public abstract class Peer implements AutoCloseable {
-    public static final List<String> NAMES =
-            List.of("segpool", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc");
+    /** Every name {@link #of} knows. */
+    public static final List<String> NAMES = List.of("segpool", "segpool-arena", "segpool-decay", "segpool-scoped",
+            "netty-pooled", "netty-adaptive", "jdk-arena", "malloc", "malloc-segment");
 
     public static Peer of(String name) {
         return switch (name) {
             case "segpool" -> new SegpoolPeer(true);
             case "segpool-arena" -> new SegpoolPeer(false);
             case "segpool-decay" -> new SegpoolPeer(Duration.ofMillis(500));
+            case "segpool-scoped" -> SegpoolPeer.scoped();
             case "netty-pooled" -> NettyPeer.pooled();
             case "netty-adaptive" -> NettyPeer.adaptive();
             case "jdk-arena" -> new JdkArenaPeer();
             case "malloc" -> new MallocPeer();
-            default -> throw new IllegalArgumentException("unknown peer '" + name + "', one of " + NAMES
-                    + " or segpool-decay");
+            case "malloc-segment" -> new MallocSegmentPeer();
+            default -> throw new IllegalArgumentException("unknown peer '" + name + "', one of " + NAMES);
         };
     }
 
     /** Allocates {@code byteSize} bytes and frees them at once; returns the address. */
     public abstract long pair(int byteSize);
+
+    /**
+     * Allocates {@code byteSize} bytes, writes one byte into every 4 KiB page of them (as
+     * {@link Slots#touch} does), and frees them; returns the address.
+     */
+    public abstract long touchedPair(int byteSize);
+
+    /**
+     * Runs one task of a thread that is not the allocator's own (a virtual thread's body): just runs it,
+     * unless the peer binds something to the thread for the task's duration.
+     */
+    public void runTask(Runnable task) {
+        task.run();
+    }
 
     /** A table of {@code count} slots holding live buffers of this peer, all empty at first. */
     public abstract Slots slots(int count);

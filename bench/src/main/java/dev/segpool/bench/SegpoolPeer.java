@@ -7,17 +7,40 @@ import java.lang.foreign.ValueLayout;
 import java.time.Duration;
 import java.util.Locale;
 
-/** segpool on its thread-cache path, or with thread caches off (every call goes to an arena). */
+/**
+ * segpool on its thread-cache path, or with thread caches off (every call goes to an arena); optionally
+ * with its MXBean registered, or running each {@link #runTask task} under a scoped thread cache.
+ */
 final class SegpoolPeer extends Peer {
     private final SegmentPool pool;
+    /** Whether {@link #runTask} binds a scoped cache ({@code runWithThreadCache}) for the task. */
+    private final boolean scopedTasks;
 
     SegpoolPeer(boolean threadLocalCaches) {
-        pool = SegmentPool.builder().threadLocalCaches(threadLocalCaches).build();
+        this(SegmentPool.builder().threadLocalCaches(threadLocalCaches), false);
     }
 
     /** The default pool but for its decay time: how long free memory is kept before it goes back. */
     SegpoolPeer(Duration decay) {
-        pool = SegmentPool.builder().decay(decay).build();
+        this(SegmentPool.builder().decay(decay), false);
+    }
+
+    /**
+     * As {@link #SegpoolPeer(boolean)}, named {@code name}, with its MXBean registered ({@code jmx(true)})
+     * as {@code dev.segpool:type=SegmentPool,name=<name>}.
+     */
+    SegpoolPeer(boolean threadLocalCaches, String name) {
+        this(SegmentPool.builder().threadLocalCaches(threadLocalCaches).name(name).jmx(true), false);
+    }
+
+    private SegpoolPeer(SegmentPool.Builder builder, boolean scopedTasks) {
+        this.pool = builder.build();
+        this.scopedTasks = scopedTasks;
+    }
+
+    /** The default pool; each task runs inside {@code pool.runWithThreadCache(...)}. */
+    static SegpoolPeer scoped() {
+        return new SegpoolPeer(SegmentPool.builder(), true);
     }
 
     SegmentPool pool() {
@@ -29,6 +52,25 @@ final class SegpoolPeer extends Peer {
         MemorySegment segment = pool.allocate(byteSize);
         pool.free(segment);
         return segment.address();
+    }
+
+    @Override
+    public long touchedPair(int byteSize) {
+        MemorySegment segment = pool.allocate(byteSize);
+        for (long offset = 0; offset < byteSize; offset += 4096) {
+            segment.set(ValueLayout.JAVA_BYTE, offset, (byte) 1);
+        }
+        pool.free(segment);
+        return segment.address();
+    }
+
+    @Override
+    public void runTask(Runnable task) {
+        if (scopedTasks) {
+            pool.runWithThreadCache(task);
+        } else {
+            task.run();
+        }
     }
 
     @Override

@@ -34,9 +34,9 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * Netty; malloc and the JDK arena report nothing, so their "reserved" is the live count) and the
  * process RSS from {@code /proc/self/status}, every {@value #SAMPLE_MILLIS} ms.
  *
- * <p>Run with no argument (or an output folder) to run every peer in a child JVM and print the table;
- * {@code -Dworkload.peers=segpool,malloc} picks peers, {@code -Dworkload.scale=0.5} shortens the
- * steady phases.
+ * <p>Run with no argument (or an output folder) to run the {@link #DEFAULT_PEERS}, each in a child JVM,
+ * and print the table; {@code -Dworkload.peers=segpool,malloc} picks peers, {@code -Dworkload.scale=0.5}
+ * shortens the steady phases.
  */
 public final class Workload {
     static final int BASE_BLOCKS = 192;
@@ -46,6 +46,9 @@ public final class Workload {
     static final int SAMPLE_MILLIS = 10;
     static final long STEADY_OPS = 4_500_000;
     static final long PLATEAU_OPS = 4_500_000;
+    /** The allocators run when {@code workload.peers} is not set; {@code malloc-segment} is a JMH-only peer. */
+    static final List<String> DEFAULT_PEERS =
+            List.of("segpool", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc");
 
     private Workload() {}
 
@@ -55,7 +58,7 @@ public final class Workload {
             return;
         }
         Path out = Path.of(args.length > 0 ? args[0] : "target/workload");
-        List<String> peers = List.of(System.getProperty("workload.peers", String.join(",", Peer.NAMES)).split(","));
+        List<String> peers = List.of(System.getProperty("workload.peers", String.join(",", DEFAULT_PEERS)).split(","));
         Report.runAll(peers, out);
     }
 

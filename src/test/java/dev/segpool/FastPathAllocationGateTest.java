@@ -1,0 +1,168 @@
+package dev.segpool;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
+import java.util.Locale;
+import java.util.function.LongSupplier;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Gate: a warm allocate/free pair on {@code SegmentPool.create()} must not allocate on the heap when the
+ * caller does not keep the segment (only a {@code long} derived from its address leaves the loop), at
+ * 64 B, 256 B, 4 KiB and 16 KiB, all on the thread-cache path.
+ *
+ * <p>Method: the measured loops are warmed up until C2 has compiled them (the JVM runs with
+ * {@code -XX:-BackgroundCompilation}, so a compilation, once triggered, is finished before the loop goes
+ * on), with every size interleaved so that the compiled code has seen every branch the measurement takes.
+ * Then each size is warmed once more and measured {@value #MEASUREMENTS} times over
+ * {@value #MEASURED_PAIRS} pairs with the thread's allocated-bytes counter
+ * ({@code com.sun.management.ThreadMXBean.getThreadAllocatedBytes}); the least of the runs counts, so that
+ * a one-off event (a deoptimization and recompile) does not fail the gate, while a path that allocates on
+ * every pair fails every run.
+ *
+ * <p>Also reports, without asserting yet, what a pooled arena's open, {@code allocate(64)} and close
+ * allocate on the heap, against a budget of {@value #ARENA_BUDGET_BYTES} bytes, with the JDK's
+ * {@code Arena.ofConfined()} measured the same way for reference.
+ *
+ * <p>Runs in a JVM of its own (surefire execution {@code allocation-gate-test} in {@code segpool.xml}),
+ * skipped unless {@code -Dsegpool.gate.skip=false}.
+ */
+@Tag("allocation-gate")
+class FastPathAllocationGateTest {
+    private static final int[] SIZES = {64, 256, 4096, 16384};
+    /** Pairs per call of the measured loop during warm-up; {@value #WARMUP_CALLS} calls per size. */
+    private static final int WARMUP_PAIRS = 10_000;
+    private static final int WARMUP_CALLS = 300;
+    private static final int MEASURED_PAIRS = 1_000_000;
+    private static final int MEASUREMENTS = 3;
+    /** Heap bytes a pooled arena may take per open, {@code allocate(64)} and close; reported only, for now. */
+    static final long ARENA_BUDGET_BYTES = 64;
+
+    private static final com.sun.management.ThreadMXBean THREADS =
+            (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+    private static SegmentPool pool;
+    /** Results of the loops, kept so that the JIT cannot drop them. */
+    private static volatile long sink;
+    /** Where the meter check's arrays escape to. */
+    private static volatile Object escaped;
+
+    @BeforeAll
+    static void warmUp() {
+        assertTrue(THREADS.isThreadAllocatedMemorySupported(), "this JVM cannot count allocated bytes per thread");
+        THREADS.setThreadAllocatedMemoryEnabled(true);
+        checkTheMeter();
+        pool = SegmentPool.create();
+        for (int call = 0; call < WARMUP_CALLS; call++) {
+            for (int size : SIZES) {
+                sink += pairs(pool, size, WARMUP_PAIRS);
+            }
+            sink += pooledArenas(pool, WARMUP_PAIRS);
+            sink += jdkArenas(WARMUP_PAIRS);
+        }
+    }
+
+    @AfterAll
+    static void closePool() {
+        if (pool != null) {
+            pool.close();
+        }
+    }
+
+    @ParameterizedTest(name = "{0} bytes")
+    @ValueSource(ints = {64, 256, 4096, 16384})
+    void warmAllocateFreePairAllocatesNothingOnTheHeap(int size) {
+        for (int call = 0; call < WARMUP_CALLS / 10; call++) {
+            sink += pairs(pool, size, WARMUP_PAIRS);
+        }
+        double perPair = leastBytesPer(MEASURED_PAIRS, () -> pairs(pool, size, MEASURED_PAIRS));
+        System.out.printf(Locale.ROOT, "[allocation-gate] allocate/free pair of %d B: %.3f heap bytes per pair%n",
+                size, perPair);
+        assertTrue(perPair < 1.0, () -> String.format(Locale.ROOT,
+                "a warm allocate(%d)/free pair on SegmentPool.create() allocates %.2f bytes on the heap per pair"
+                        + " (least of %d runs of %,d pairs; the gate is < 1 byte per pair): the fast path must not"
+                        + " allocate when the caller keeps only the segment's address",
+                size, perPair, MEASUREMENTS, MEASURED_PAIRS));
+    }
+
+    @Test
+    void pooledArenaOpenAllocateCloseIsReported() {
+        boolean nativeAccess = SegmentPool.class.getModule().isNativeAccessEnabled();
+        double pooled = leastBytesPer(MEASURED_PAIRS, () -> pooledArenas(pool, MEASURED_PAIRS));
+        double jdk = leastBytesPer(MEASURED_PAIRS, () -> jdkArenas(MEASURED_PAIRS));
+        System.out.printf(Locale.ROOT, "[allocation-gate] pooled arena open, allocate(64), close: %.1f heap bytes per"
+                + " arena (budget %d B, reported only, not asserted yet); Arena.ofConfined(): %.1f; native access %s%n",
+                pooled, ARENA_BUDGET_BYTES, jdk, nativeAccess ? "granted" : "not granted");
+    }
+
+    /** Allocate/free pairs as a caller that keeps nothing but a long derived from each address. */
+    private static long pairs(SegmentPool pool, long size, int count) {
+        long addresses = 0;
+        for (int i = 0; i < count; i++) {
+            MemorySegment segment = pool.allocate(size);
+            pool.free(segment);
+            addresses += segment.address();
+        }
+        return addresses;
+    }
+
+    private static long pooledArenas(SegmentPool pool, int count) {
+        long addresses = 0;
+        for (int i = 0; i < count; i++) {
+            try (Arena arena = pool.newArena()) {
+                addresses += arena.allocate(64).address();
+            }
+        }
+        return addresses;
+    }
+
+    private static long jdkArenas(int count) {
+        long addresses = 0;
+        for (int i = 0; i < count; i++) {
+            try (Arena arena = Arena.ofConfined()) {
+                addresses += arena.allocate(64).address();
+            }
+        }
+        return addresses;
+    }
+
+    /** The least heap bytes per operation over {@value #MEASUREMENTS} runs of {@code work}. */
+    private static double leastBytesPer(int operations, LongSupplier work) {
+        long least = Long.MAX_VALUE;
+        for (int run = 0; run < MEASUREMENTS; run++) {
+            least = Math.min(least, allocatedBy(work));
+        }
+        return (double) least / operations;
+    }
+
+    /** Heap bytes the current thread allocates while running {@code work}. */
+    private static long allocatedBy(LongSupplier work) {
+        long id = Thread.currentThread().threadId();
+        long before = THREADS.getThreadAllocatedBytes(id);
+        long result = work.getAsLong();
+        long after = THREADS.getThreadAllocatedBytes(id);
+        sink += result;
+        return after - before;
+    }
+
+    /** The gate passes trivially if the counter reads nothing: check that it sees a known allocation. */
+    private static void checkTheMeter() {
+        long bytes = allocatedBy(() -> {
+            long sum = 0;
+            for (int i = 0; i < 1000; i++) {
+                byte[] array = new byte[1024];
+                escaped = array; // escapes, so it is really allocated
+                sum += array.length;
+            }
+            return sum;
+        });
+        assertTrue(bytes >= 1000 * 1024, "the allocated-bytes counter saw " + bytes + " bytes of 1,024,000 allocated");
+    }
+}
