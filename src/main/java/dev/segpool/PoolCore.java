@@ -63,21 +63,36 @@ final class PoolCore {
 
     // ---- allocate ----
 
-    /** {@link SegmentPool#allocate(long, long)}: the calling thread's cache, else {@link #allocateSlow}. */
+    /**
+     * {@link SegmentPool#allocate(long, long)}: the calling thread's cache, else {@link #allocateSlow}.
+     * A cache miss only prepares the cache ({@link #preparedCache}) and the pop follows, so that a
+     * cached class has one allocation site here whether it hit or missed: the caller's escape
+     * analysis can remove the segment.
+     */
     MemorySegment allocate(long byteSize, long byteAlignment) {
         // 0 <= byteSize <= fastMaxSize, and byteAlignment a power of two from 1 to QUANTUM: one branch
         if ((byteSize >= 0 & byteSize <= fastMaxSize
                 & ((byteAlignment - 1) >>> SizeClasses.LOG2_QUANTUM | (byteAlignment - 1) & byteAlignment) == 0)
                 && fastPaths) {
+            int sizeIndex = sizeClasses.lookupIndex(byteSize);
             PoolThreadCache cache = caches.current();
+            if (cache == null || !cache.has(sizeIndex)) {
+                cache = preparedCache(sizeIndex);
+            }
             if (cache != null) {
-                MemorySegment segment = cache.pop(sizeClasses.lookupIndex(byteSize), byteSize, UnitState.LIVE);
-                if (segment != null) {
-                    return segment;
-                }
+                return cache.pop(sizeIndex, byteSize, UnitState.LIVE);
             }
         }
         return allocateSlow(byteSize, byteAlignment, UnitState.LIVE, false);
+    }
+
+    /**
+     * The calling thread's cache (made on first use) with class {@code sizeIndex} ready to pop; null
+     * when the thread gets no cache or the cache does not hold the class.
+     */
+    private PoolThreadCache preparedCache(int sizeIndex) {
+        PoolThreadCache cache = caches.currentOrCreate();
+        return cache != null && cache.prepare(sizeIndex) ? cache : null;
     }
 
     /**
@@ -139,11 +154,9 @@ final class PoolCore {
         if (cache == null) {
             return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, zero);
         }
-        if (alignPages == 1) {
-            MemorySegment segment = cache.allocate(sizeIndex, byteSize, state);
-            if (segment != null) {
-                return zero ? segment.fill((byte) 0) : segment;
-            }
+        if (alignPages == 1 && cache.prepare(sizeIndex)) {
+            MemorySegment segment = cache.pop(sizeIndex, byteSize, state);
+            return zero ? segment.fill((byte) 0) : segment;
         }
         return cache.arena.allocate(sizeIndex, alignPages, byteSize, state, zero);
     }
@@ -215,11 +228,12 @@ final class PoolCore {
      * zeroed): from {@code cache} when it is the calling thread's, else through {@link #allocateSlow}.
      */
     MemorySegment allocateArenaBlock(PoolThreadCache cache, int blockSize) {
-        if (cache != null && cache.owner == Thread.currentThread()) {
-            MemorySegment block = cache.pop(sizeClasses.sizeIndex(blockSize), blockSize, UnitState.ARENA);
-            if (block != null) {
-                return block;
-            }
+        int sizeIndex = sizeClasses.lookupIndex(blockSize);
+        if (cache == null || cache.owner != Thread.currentThread() || !cache.has(sizeIndex)) {
+            cache = fastPaths ? preparedCache(sizeIndex) : null;
+        }
+        if (cache != null) {
+            return cache.pop(sizeIndex, blockSize, UnitState.ARENA);
         }
         return allocateSlow(blockSize, blockSize, UnitState.ARENA, false);
     }

@@ -117,17 +117,20 @@ final class PoolThreadCache {
 
     // ---- the fast path: small enough to inline into the pool's allocate and free ----
 
+    /** Whether {@link #pop} can serve class {@code sizeIndex} now. */
+    boolean has(int sizeIndex) {
+        return stacks[sizeIndex].size > 0;
+    }
+
     /**
-     * Pops a unit of class {@code sizeIndex} and hands it out in {@code state} as a segment of
-     * {@code byteSize} bytes (contents unspecified); null when the stack is empty or not made yet
-     * (the caller then takes {@link #allocate}).
+     * Pops a unit of class {@code sizeIndex}, which {@link #has} (or {@link #prepare}) said is there,
+     * and hands it out in {@code state} as a segment of {@code byteSize} bytes (contents unspecified).
+     * This is the only place a cached unit becomes a segment, so that a caller's fast path has one
+     * allocation site for escape analysis to remove.
      */
     MemorySegment pop(int sizeIndex, long byteSize, byte state) {
         final Stack stack = stacks[sizeIndex];
         final int n = stack.size - 1;
-        if (n < 0) {
-            return null;
-        }
         stack.size = n;
         stack.lowWater = Math.min(stack.lowWater, n);
         PoolChunk chunk = stack.chunks[n];
@@ -154,18 +157,18 @@ final class PoolThreadCache {
     // ---- rare paths ----
 
     /**
-     * As {@link #pop}, making the stack or refilling it from the arena first; null when this cache
-     * does not hold the class.
+     * Makes {@link #pop} of class {@code sizeIndex} possible: makes the stack on first use and refills
+     * it from the arena when empty. False when this cache does not hold the class.
      */
-    MemorySegment allocate(int sizeIndex, long byteSize, byte state) {
+    boolean prepare(int sizeIndex) {
         Stack stack = stack(sizeIndex);
         if (stack == null) {
-            return null;
+            return false;
         }
         if (stack.size == 0) {
             refill(stack);
         }
-        return pop(sizeIndex, byteSize, state);
+        return true;
     }
 
     private void refill(Stack stack) {
