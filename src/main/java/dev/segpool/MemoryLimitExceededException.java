@@ -11,8 +11,11 @@ public final class MemoryLimitExceededException extends RuntimeException {
     @Serial
     private static final long serialVersionUID = 1L;
 
+    /** The configured limit on reserved bytes. */
     private final long limitBytes;
+    /** Bytes the pool had reserved when the allocation was refused. */
     private final long reservedBytes;
+    /** Native bytes the refused allocation needed to reserve. */
     private final long requestedBytes;
 
     MemoryLimitExceededException(String message, long limitBytes, long reservedBytes, long requestedBytes) {
@@ -22,17 +25,17 @@ public final class MemoryLimitExceededException extends RuntimeException {
         this.requestedBytes = requestedBytes;
     }
 
-    /** The configured limit on reserved bytes. */
+    /** {@return the configured limit on reserved bytes} */
     public long limitBytes() {
         return limitBytes;
     }
 
-    /** Bytes the pool had reserved when the allocation was refused. */
+    /** {@return the bytes the pool had reserved when the allocation was refused} */
     public long reservedBytes() {
         return reservedBytes;
     }
 
-    /** Native bytes the refused allocation needed to reserve (a chunk, or a huge allocation). */
+    /** {@return the native bytes the refused allocation needed to reserve (a chunk, or a huge allocation)} */
     public long requestedBytes() {
         return requestedBytes;
     }

@@ -52,7 +52,7 @@ public record PoolMetrics(String name, long reservedBytes, long activeBytes, lon
     public record ArenaMetrics(int index, int threadCaches, long usedBytes, long freeBytes, long smallAllocations,
                                long smallDeallocations, long normalAllocations, long normalDeallocations,
                                List<ChunkListMetrics> chunkLists, List<SizeClassMetrics> sizeClasses) {
-        /** Chunks in this arena. */
+        /** {@return the number of chunks in this arena} */
         public int chunks() {
             return chunkLists.stream().mapToInt(list -> list.chunkUsages().size()).sum();
         }

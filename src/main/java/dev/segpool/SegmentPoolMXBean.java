@@ -6,45 +6,49 @@ package dev.segpool;
  * the pool closes. Every attribute reads a fresh {@link SegmentPool#metrics()} snapshot.
  */
 public interface SegmentPoolMXBean {
-    /** The pool's name. */
+    /** {@return the pool's name} */
     String getName();
 
-    /** Native memory the pool holds: chunks and huge allocations. */
+    /** {@return the bytes of native memory the pool holds: chunks and huge allocations} */
     long getReservedBytes();
 
-    /** Memory handed out and not yet freed, at size-class size; thread caches excluded. */
+    /** {@return the bytes handed out and not yet freed, at size-class size; thread caches excluded} */
     long getActiveBytes();
 
-    /** Memory parked in thread caches. */
+    /** {@return the bytes parked in thread caches} */
     long getCachedBytes();
 
-    /** Free memory inside the pool's chunks. */
+    /** {@return the bytes free inside the pool's chunks} */
     long getFreeBytes();
 
-    /** Live thread caches. */
+    /** {@return the number of live thread caches} */
     int getThreadCaches();
 
-    /** Chunks the pool holds. */
+    /** {@return the number of chunks the pool holds} */
     int getChunks();
 
-    /** Bytes of live huge allocations. */
+    /** {@return the bytes of live huge allocations} */
     long getHugeBytes();
 
-    /** Allocations served by a thread cache. */
+    /** {@return the number of allocations served by a thread cache} */
     long getCacheHits();
 
-    /** Allocations for which a thread cache refilled from its arena. */
+    /** {@return the number of allocations for which a thread cache refilled from its arena} */
     long getCacheMisses();
 
-    /** Pooled arenas open. */
+    /** {@return the number of pooled arenas open} */
     int getOpenArenas();
 
-    /** The limit on reserved bytes, or -1 when there is none. */
+    /** {@return the limit on reserved bytes, or -1 when there is none} */
     long getMaxMemory();
 
-    /** Gives unused memory back to the operating system now; returns the bytes released. */
+    /**
+     * Gives unused memory back to the operating system now.
+     *
+     * @return the bytes released
+     */
     long trim();
 
-    /** The report of {@link SegmentPool#dumpStats()}. */
+    /** {@return the report of {@link SegmentPool#dumpStats()}} */
     String dumpStats();
 }
