@@ -246,21 +246,23 @@ final class PoolCore {
      */
     void giveBackArenaUnit(long address, PoolThreadCache cache) {
         PoolChunk chunk = registry.find(address);
-        if (chunk == null) {
-            memory.freeHuge(address, UnitState.ARENA);
-            return;
-        }
-        long handle = chunk.claim(address, UnitState.ARENA);
-        if (handle != Handle.NONE) {
-            if (lifecycle.isOpen()) {
-                int sizeIndex = chunk.sizeIndex(handle);
-                if (cache == null || !cache.push(chunk, handle, sizeIndex)) {
+        if (chunk != null) {
+            long handle = chunk.claim(address, UnitState.ARENA);
+            if (handle != Handle.NONE) {
+                if (lifecycle.isOpen() && (cache == null || !cache.push(chunk, handle, chunk.sizeIndex(handle)))) {
                     giveBack(chunk, handle);
                 }
+                return;
             }
-            return;
         }
-        if (chunk.claim(address, UnitState.ORPHANED) != Handle.NONE) {
+        giveBackArenaUnitSlow(address, chunk);
+    }
+
+    /** The rest of {@link #giveBackArenaUnit}: a huge unit, or a unit the closing pool orphaned. */
+    private void giveBackArenaUnitSlow(long address, PoolChunk chunk) {
+        if (chunk == null) {
+            memory.freeHuge(address, UnitState.ARENA);
+        } else if (chunk.claim(address, UnitState.ORPHANED) != Handle.NONE) {
             awaitClosed();
             memory.releaseOrphan(chunk);
         }

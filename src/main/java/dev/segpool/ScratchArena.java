@@ -50,7 +50,7 @@ final class ScratchArena implements Arena {
     /** The JDK arena whose scope segments carry (native mode); in degraded mode made on demand by scope(). */
     private Arena scopeArena;
     private boolean closed;
-    /** The block small requests are cut from, and how much of it is used. */
+    /** The block small requests are cut from (a confined arena takes its first when it opens), and how much of it is used. */
     private MemorySegment block;
     private long blockUsed = BLOCK_SIZE;
     /** Addresses of the pool units held: the first inline, the rest in {@link #moreUnits}. */
@@ -70,11 +70,61 @@ final class ScratchArena implements Arena {
         }
         this.watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site,
                 bindScope ? scopeArena.scope() : this);
-        opened(1);
+        if (!shared) {
+            // A confined arena takes its first block now, so that allocate() is only a bump of an offset.
+            takeBlock();
+        }
+        if (cache != null) {
+            cache.arenasOpened++; // the opener's own cache: the owner thread is the caller
+        } else {
+            opened(1);
+        }
     }
 
+    /**
+     * The owner's path is small enough to inline into the caller (with {@link #cutFromNewBlock}, which
+     * a fresh arena takes on its first allocation): a bump of the offset in the current block, a slice
+     * and its zeroing. Everything else is in {@link #allocateOther} and {@link #allocateUnit}.
+     */
     @Override
     public MemorySegment allocate(long byteSize, long byteAlignment) {
+        if (Thread.currentThread() != owner || closed || !core.lifecycle.isOpen()
+                || byteSize < 0 | byteSize > BUMP_MAX_SIZE | byteAlignment <= 0 | byteAlignment > BLOCK_SIZE
+                | (byteAlignment & (byteAlignment - 1)) != 0) {
+            return allocateOther(byteSize, byteAlignment);
+        }
+        long offset = (blockUsed + byteAlignment - 1) & -byteAlignment;
+        long end = offset + Math.max(byteSize, 1); // every segment gets an address of its own
+        if (end > BLOCK_SIZE) {
+            return cutFromNewBlock(byteSize);
+        }
+        blockUsed = end;
+        if (watch != null) {
+            watch.counted(byteSize);
+        }
+        return block.asSlice(offset, byteSize).fill((byte) 0);
+    }
+
+    /** Takes a new block from the pool, bound to this arena's scope, to cut from its start. */
+    private void takeBlock() {
+        MemorySegment raw = core.allocateArenaBlock(cache, BLOCK_SIZE);
+        keep(raw.address());
+        block = bindScope ? raw.reinterpret(scopeArena, null) : raw;
+        blockUsed = 0;
+    }
+
+    /** Cuts a segment from the start of a new block. */
+    private MemorySegment cutFromNewBlock(long byteSize) {
+        takeBlock();
+        blockUsed = Math.max(byteSize, 1);
+        if (watch != null) {
+            watch.counted(byteSize);
+        }
+        return block.asSlice(0, byteSize).fill((byte) 0);
+    }
+
+    /** A shared arena's allocation, a confined arena's from the wrong thread, or a request not cut from a block. */
+    private MemorySegment allocateOther(long byteSize, long byteAlignment) {
         if (owner == null) {
             synchronized (this) {
                 return allocateChecked(byteSize, byteAlignment);
@@ -93,31 +143,26 @@ final class ScratchArena implements Arena {
         if (byteSize >= 0 && byteSize <= BUMP_MAX_SIZE && byteAlignment > 0 && byteAlignment <= BLOCK_SIZE
                 && (byteAlignment & (byteAlignment - 1)) == 0) {
             long offset = (blockUsed + byteAlignment - 1) & -byteAlignment;
-            long end = offset + Math.max(byteSize, 1); // every segment gets an address of its own
+            long end = offset + Math.max(byteSize, 1);
             if (end > BLOCK_SIZE) {
-                newBlock();
-                offset = 0;
-                end = Math.max(byteSize, 1);
+                return cutFromNewBlock(byteSize);
             }
             blockUsed = end;
-            count(byteSize);
+            if (watch != null) {
+                watch.counted(byteSize);
+            }
             return block.asSlice(offset, byteSize).fill((byte) 0);
         }
         return allocateUnit(byteSize, byteAlignment);
-    }
-
-    /** Takes a new block from the pool and binds it to this arena's scope. */
-    private void newBlock() {
-        MemorySegment raw = core.allocateArenaBlock(cache, BLOCK_SIZE);
-        keep(raw.address());
-        block = bindScope ? raw.reinterpret(scopeArena, null) : raw;
     }
 
     /** A request too large (or too aligned) to cut from a block: a pool unit of its own, zeroed. */
     private MemorySegment allocateUnit(long byteSize, long byteAlignment) {
         MemorySegment raw = core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, true);
         keep(raw.address());
-        count(byteSize);
+        if (watch != null) {
+            watch.counted(byteSize);
+        }
         return bindScope ? raw.reinterpret(scopeArena, null) : raw;
     }
 
@@ -127,9 +172,22 @@ final class ScratchArena implements Arena {
      */
     private void keep(long address) {
         if (!core.lifecycle.isOpen()) {
-            core.giveBackArenaUnit(address, null);
-            throw Errors.closed(core.name);
+            giveBackAndThrow(address);
         }
+        if (units == 0 & watch == null) {
+            firstUnit = address;
+            units = 1;
+        } else {
+            keepMore(address);
+        }
+    }
+
+    private void giveBackAndThrow(long address) {
+        core.giveBackArenaUnit(address, null);
+        throw Errors.closed(core.name);
+    }
+
+    private void keepMore(long address) {
         if (units == 0) {
             firstUnit = address;
         } else {
@@ -143,12 +201,6 @@ final class ScratchArena implements Arena {
         units++;
         if (watch != null) {
             watch.kept(address);
-        }
-    }
-
-    private void count(long byteSize) {
-        if (watch != null) {
-            watch.counted(byteSize);
         }
     }
 
@@ -173,8 +225,28 @@ final class ScratchArena implements Arena {
         return scopeArena.scope();
     }
 
+    /**
+     * Closes the arena: first its JDK scope (its segments become inaccessible), then its units go back
+     * to the pool. The owner's close of an arena holding one block is small enough to inline; the rest
+     * is in {@link #closeOther}.
+     */
     @Override
     public void close() {
+        PoolThreadCache own = cache;
+        if (Thread.currentThread() != owner || closed || units != 1 || watch != null || own == null
+                || own.owner != owner) {
+            closeOther();
+            return;
+        }
+        closed = true;
+        if (scopeArena != null) {
+            scopeArena.close(); // first: no segment of this arena is reachable when its memory is reused
+        }
+        core.giveBackArenaUnit(firstUnit, own);
+        own.arenasClosed++;
+    }
+
+    private void closeOther() {
         if (owner == null) {
             synchronized (this) {
                 closeChecked();
@@ -193,7 +265,7 @@ final class ScratchArena implements Arena {
         }
         closed = true;
         if (scopeArena != null) {
-            scopeArena.close(); // first: no segment of this arena is reachable when its memory is reused
+            scopeArena.close();
         }
         PoolThreadCache own = cache != null && cache.owner == Thread.currentThread() ? cache : null;
         if (units > 0) {
