@@ -152,6 +152,17 @@ final class PoolCore {
         }
         PoolThreadCache cache = caches.currentOrCreate();
         if (cache == null) {
+            PoolThreadCache stripe = alignPages == 1 ? caches.claimStripe() : null;
+            if (stripe != null) {
+                try {
+                    if (stripe.prepare(sizeIndex)) {
+                        MemorySegment segment = stripe.pop(sizeIndex, byteSize, state);
+                        return zero ? segment.fill((byte) 0) : segment;
+                    }
+                } finally {
+                    stripe.unclaim();
+                }
+            }
             return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, zero);
         }
         if (alignPages == 1 && cache.prepare(sizeIndex)) {
@@ -190,9 +201,26 @@ final class PoolCore {
     void giveBack(PoolChunk chunk, long handle) {
         int sizeIndex = chunk.sizeIndex(handle);
         PoolThreadCache cache = caches.current();
-        if (cache == null || !cache.push(chunk, handle, sizeIndex)) {
+        if (cache == null) {
+            giveBackShared(chunk, handle, sizeIndex);
+        } else if (!cache.push(chunk, handle, sizeIndex)) {
             chunk.arena.free(chunk, handle, sizeIndex);
         }
+    }
+
+    /** A claimed unit of a thread without a cache: into a shared stripe (virtual threads), else its arena. */
+    private void giveBackShared(PoolChunk chunk, long handle, int sizeIndex) {
+        PoolThreadCache stripe = caches.claimStripe();
+        if (stripe != null) {
+            try {
+                if (stripe.push(chunk, handle, sizeIndex)) {
+                    return;
+                }
+            } finally {
+                stripe.unclaim();
+            }
+        }
+        chunk.arena.free(chunk, handle, sizeIndex);
     }
 
     private void freeSlow(MemorySegment segment) {
@@ -293,6 +321,9 @@ final class PoolCore {
                 if (cache != null) {
                     cache.flush();
                 }
+                caches.forEachIdleStripe(PoolThreadCache::flush);
+            } else {
+                caches.forEachIdleStripe(PoolThreadCache::trimIdleEntries);
             }
             long released = 0;
             for (PoolArena arena : arenas) {

@@ -28,10 +28,13 @@ import java.util.Arrays;
  */
 final class PoolThreadCache {
     private static final VarHandle RELEASED;
+    private static final VarHandle OWNER;
 
     static {
         try {
-            RELEASED = MethodHandles.lookup().findVarHandle(PoolThreadCache.class, "released", boolean.class);
+            MethodHandles.Lookup lookup = MethodHandles.lookup();
+            RELEASED = lookup.findVarHandle(PoolThreadCache.class, "released", boolean.class);
+            OWNER = lookup.findVarHandle(PoolThreadCache.class, "owner", Thread.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -79,7 +82,11 @@ final class PoolThreadCache {
     private final SizeClasses sizeClasses;
     private final CacheConfig config;
     final boolean scoped;
-    /** The thread that may use this cache; changes only when a released scoped cache is reused. */
+    /**
+     * The thread that may use this cache; changes only when a released scoped cache is reused, or,
+     * for a shared stripe ({@link ThreadCaches}), when a thread claims it ({@link #tryClaim}) and
+     * gives it back ({@link #unclaim}); null while a stripe is unclaimed.
+     */
     Thread owner;
     private final Stack[] stacks;
     /** Allocations left until the next periodic trim. */
@@ -279,6 +286,16 @@ final class PoolThreadCache {
         }
         pool.caches.detach(this);
         return true;
+    }
+
+    /** Claims an unclaimed shared stripe for the calling thread: one compare-and-set. */
+    boolean tryClaim(Thread thread) {
+        return owner == null && OWNER.compareAndSet(this, (Thread) null, thread);
+    }
+
+    /** Gives a claimed stripe back; its stacks' changes happen-before the next claim. */
+    void unclaim() {
+        OWNER.setRelease(this, (Thread) null);
     }
 
     /** Makes a released, empty scoped cache usable again, for {@code owner}. */

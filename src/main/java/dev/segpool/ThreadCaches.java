@@ -10,7 +10,10 @@ import java.util.concurrent.atomic.LongAdder;
  * Binds {@link PoolThreadCache}s of one pool to threads: a {@code ThreadLocal} cache for each platform
  * thread (created on first use, released through the {@link Cleaner} or the decay task once its
  * thread has ended), and scoped caches bound through a {@link ScopedValue} for the duration of a task.
- * Virtual threads without a binding get none.
+ * Virtual threads without a binding get none of their own: they use shared stripes, caches owned by
+ * no thread that a virtual thread claims with one compare-and-set for one operation and gives back at
+ * once (as Netty's adaptive allocator and the JDK's pooled confined arenas do), so that many virtual
+ * threads neither make a cache each nor take an arena lock per operation.
  *
  * <p>Protocol: {@link #current()} hands a cache only to its owner; a thread that sees a scoped binding
  * it does not own (a {@code StructuredTaskScope} fork) gets null and uses the arena. {@link #live} holds
@@ -19,7 +22,8 @@ import java.util.concurrent.atomic.LongAdder;
  * can see that binding was started after the write, so a pool that never binds skips the probe.
  * Released scoped caches are kept, empty, in {@link #idle} for the next task: a slot is taken with
  * {@code getAndSet(null)} and filled with {@code compareAndSet(null, cache)}, so each cache has one
- * user at a time.
+ * user at a time. Stripes are made on the first claim (a thread that finds a claimed stripe tries the
+ * next few, then uses the arena); the decay task trims them while unclaimed, {@code trim()} empties them.
  */
 final class ThreadCaches {
     private static final Cleaner CLEANER = Cleaner.create();
@@ -37,6 +41,9 @@ final class ThreadCaches {
     private boolean scopedBindings;
     private final Set<PoolThreadCache> live = ConcurrentHashMap.newKeySet();
     private final AtomicReferenceArray<PoolThreadCache> idle = new AtomicReferenceArray<>(IDLE_SLOTS);
+    /** Shared stripes for virtual threads without a binding; made on first use. */
+    private volatile PoolThreadCache[] stripes;
+    private static final int STRIPE_PROBES = 3;
     private final LongAdder retiredHits = new LongAdder();
     private final LongAdder retiredMisses = new LongAdder();
     /** Arenas opened and closed on threads without a cache, and by released caches. */
@@ -157,6 +164,63 @@ final class ThreadCaches {
         return cache;
     }
 
+    // ---- shared stripes ----
+
+    /**
+     * A stripe claimed for the calling virtual thread, or null (a platform thread, caching off, or
+     * every probed stripe busy). The caller gives it back with {@link PoolThreadCache#unclaim()}.
+     */
+    PoolThreadCache claimStripe() {
+        Thread thread = Thread.currentThread();
+        if (!thread.isVirtual() || !config.enabled()) {
+            return null;
+        }
+        PoolThreadCache[] s = stripes;
+        if (s == null) {
+            s = makeStripes();
+        }
+        int start = (int) thread.threadId();
+        for (int i = 0; i < STRIPE_PROBES; i++) {
+            PoolThreadCache stripe = s[(start + i) & (s.length - 1)];
+            if (stripe.tryClaim(thread)) {
+                return stripe;
+            }
+        }
+        return null;
+    }
+
+    private synchronized PoolThreadCache[] makeStripes() {
+        if (stripes == null) {
+            PoolThreadCache[] s = new PoolThreadCache[Integer.highestOneBit(IDLE_SLOTS - 1) << 1];
+            for (int i = 0; i < s.length; i++) {
+                s[i] = new PoolThreadCache(pool, arenas[i % arenas.length], null, config, true);
+            }
+            stripes = s;
+        }
+        return stripes;
+    }
+
+    /**
+     * Runs {@code action} on every stripe not claimed at the moment (claiming it meanwhile): the decay
+     * task trims them, {@code trim()} flushes them.
+     */
+    void forEachIdleStripe(java.util.function.Consumer<PoolThreadCache> action) {
+        PoolThreadCache[] s = stripes;
+        if (s == null) {
+            return;
+        }
+        Thread thread = Thread.currentThread();
+        for (PoolThreadCache stripe : s) {
+            if (stripe.tryClaim(thread)) {
+                try {
+                    action.accept(stripe);
+                } finally {
+                    stripe.unclaim();
+                }
+            }
+        }
+    }
+
     /** Forgets a released cache (its contents are back in the arenas), keeping its counts. */
     void detach(PoolThreadCache cache) {
         if (live.remove(cache)) {
@@ -173,7 +237,8 @@ final class ThreadCaches {
     /** Releases the caches whose owner thread has ended: no need to wait for GC and the Cleaner. */
     void releaseEnded() {
         for (PoolThreadCache cache : live) {
-            if (!cache.scoped && !cache.owner.isAlive()) {
+            Thread owner = cache.owner;
+            if (!cache.scoped && owner != null && !owner.isAlive()) {
                 cache.release();
             }
         }
@@ -189,7 +254,7 @@ final class ThreadCaches {
         }
     }
 
-    /** Live caches and their figures, read without stopping their owners. */
+    /** Live caches (shared stripes not counted as caches) and their figures, read without stopping their owners. */
     record Totals(int caches, long cachedBytes, long hits, long misses, long openArenas) {}
 
     Totals totals() {
@@ -204,6 +269,14 @@ final class ThreadCaches {
             hits += cache.hits();
             misses += cache.misses();
             arenas += cache.arenasOpened - cache.arenasClosed;
+        }
+        PoolThreadCache[] shared = stripes;
+        if (shared != null) { // shared stripes hold cached bytes, but are no thread's cache
+            for (PoolThreadCache stripe : shared) {
+                cached += stripe.cachedBytes();
+                hits += stripe.hits();
+                misses += stripe.misses();
+            }
         }
         return new Totals(caches, cached, hits, misses, arenas);
     }
