@@ -53,10 +53,10 @@ final class PoolArena {
     /** The "empty since" marks' clock: coarse, so that a free does not read the system clock. */
     private final CoarseClock clock;
 
-    // Guarded by lock (normalUsedBytes also read opaque without it).
-    private long normalUsedBytes;
-    private long normalAllocations;
-    private long normalDeallocations;
+    // Guarded by lock (normalUsedBytes also read opaque without it); read by ArenaInspection.
+    long normalUsedBytes;
+    long normalAllocations;
+    long normalDeallocations;
 
     PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory, CoarseClock clock) {
         this.index = index;
@@ -451,87 +451,8 @@ final class PoolArena {
         }
     }
 
-    /** A snapshot of this arena; takes every lock of the arena in turn. */
-    PoolMetrics.ArenaMetrics metrics() {
-        return locked(() -> {
-            long smallUsed = 0;
-            long smallAllocations = 0;
-            long smallDeallocations = 0;
-            List<PoolMetrics.SizeClassMetrics> classes = new ArrayList<>();
-            for (SubpageList list : smallLists) {
-                smallUsed += list.usedElements * list.elementSize;
-                smallAllocations += list.allocations;
-                smallDeallocations += list.deallocations;
-                if (list.subpages > 0 || list.allocations > 0) {
-                    long capacity = (long) list.subpages * sizeClasses.subpageElements(list.sizeIndex);
-                    classes.add(new PoolMetrics.SizeClassMetrics(list.elementSize, list.subpages,
-                            list.usedElements, capacity - list.usedElements, list.allocations, list.deallocations));
-                }
-            }
-            long[] freeBytes = {0};
-            List<PoolMetrics.ChunkListMetrics> chunkLists = new ArrayList<>();
-            for (PoolChunkList list : lists) {
-                List<Integer> usages = new ArrayList<>();
-                for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
-                    usages.add(chunk.usage());
-                    freeBytes[0] += chunk.freeRunBytes();
-                    chunk.forEachSubpage(s -> freeBytes[0] += (long) s.available * s.elementSize);
-                }
-                chunkLists.add(new PoolMetrics.ChunkListMetrics(list.name, Math.max(0, list.minUsage),
-                        Math.min(100, list.maxUsage), List.copyOf(usages)));
-            }
-            return new PoolMetrics.ArenaMetrics(index, boundCaches.get(), smallUsed + normalUsedBytes,
-                    freeBytes[0], smallAllocations, smallDeallocations, normalAllocations, normalDeallocations,
-                    List.copyOf(chunkLists), List.copyOf(classes));
-        });
-    }
-
-    /** Appends this arena's chunks, with their usage and page maps, to a report. */
-    void describe(StringBuilder out, boolean pageMaps) {
-        locked(() -> {
-            for (PoolChunkList list : lists) {
-                for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
-                    out.append("    chunk ").append(Errors.hex(chunk.base)).append(' ').append(list.name)
-                            .append(" usage ").append(chunk.usage()).append("% free pages ")
-                            .append(chunk.freePages).append('/').append(chunk.chunkPages).append('\n');
-                    if (pageMaps) {
-                        String map = chunk.occupancyMap();
-                        for (int i = 0; i < map.length(); i += 128) {
-                            out.append("      ").append(map, i, Math.min(map.length(), i + 128)).append('\n');
-                        }
-                    }
-                }
-            }
-            return null;
-        });
-    }
-
-    /**
-     * Adds to {@code counts} the units handed out and not given back: {@code [0]} live segments and
-     * {@code [1]} their bytes, {@code [2]} units of pooled arenas and {@code [3]} their bytes (at class size).
-     */
-    void countUnits(long[] counts) {
-        locked(() -> {
-            for (PoolChunkList list : lists) {
-                for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
-                    chunk.countUnits(counts);
-                }
-            }
-            return null;
-        });
-    }
-
-    /** Checks the chunks' own bookkeeping against their queues; for tests. */
+    /** Checks the chunks' own bookkeeping against their queues; for tests (see {@link ArenaInspection}). */
     boolean checkConsistency() {
-        return locked(() -> {
-            for (PoolChunkList list : lists) {
-                for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
-                    if (chunk.queuedFreePages() != chunk.freePages || chunk.list != list) {
-                        return false;
-                    }
-                }
-            }
-            return true;
-        });
+        return ArenaInspection.isConsistent(this);
     }
 }

@@ -44,11 +44,8 @@ final class PoolChunk {
     private int untouchedFrom;
     /** Set once its memory is released (under the pool's lifecycle); nothing may purge it after that. */
     volatile boolean released;
-    /** Pages free at the last purge scan, one bit each; null before the first scan. */
-    private long[] freeAtLastScan;
-    /** Pages given back to the kernel and not handed out since, one bit each; null until the first purge. */
-    private long[] purged;
-    private int purgedPages;
+    /** Which pages were free at the last purge scan, and which are purged; null before the first scan. */
+    private PurgeMap purges;
 
     // Membership of a PoolChunkList, guarded by the arena lock.
     PoolChunkList list;
@@ -133,8 +130,8 @@ final class PoolChunk {
             insertFreeRun(start + pages, tail);
         }
         long run = Handle.run(start, pages, true);
-        if (purgedPages > 0) {
-            unmarkPurged(start, pages);
+        if (purges != null) {
+            purges.handedOut(start, pages);
         }
         untouchedFrom = Math.max(untouchedFrom, start + pages);
         LONGS.setRelease(runMap, start, run);
@@ -218,10 +215,9 @@ final class PoolChunk {
     // ---- purging pages of long-free runs (arena lock held; mapped memory only) ----
 
     /**
-     * Gives back to the kernel the free pages that were also free at the previous scan (every free
-     * page when {@code all}), except those purged already; returns the bytes purged. Called about once
-     * per decay period, so a page is purged after it stayed free (at least at both ends of) that long.
-     * Done under the arena lock, so no run being purged can be handed out meanwhile.
+     * Gives back to the kernel the free pages that stayed free since the previous scan (every free
+     * page when {@code all}); see {@link PurgeMap}. Returns the bytes purged. Done under the arena
+     * lock, so no run being purged can be handed out meanwhile.
      */
     long purge(boolean all) {
         if (released) {
@@ -236,48 +232,10 @@ final class PoolChunk {
                 }
             }
         }
-        long[] previous = all ? free : freeAtLastScan;
-        freeAtLastScan = free;
-        if (previous == null) {
-            return 0;
+        if (purges == null) {
+            purges = new PurgeMap(chunkPages);
         }
-        if (purged == null) {
-            purged = new long[free.length];
-        }
-        long bytes = 0;
-        int p = 0;
-        while (p < chunkPages) {
-            if (!isPurgeable(free, previous, p)) {
-                p++;
-                continue;
-            }
-            int start = p;
-            while (p < chunkPages && isPurgeable(free, previous, p)) {
-                purged[p >>> 6] |= 1L << p;
-                p++;
-            }
-            long length = (long) (p - start) << pageShifts;
-            OsMemory.purge(base + ((long) start << pageShifts), length);
-            purgedPages += p - start;
-            bytes += length;
-        }
-        return bytes;
-    }
-
-    private boolean isPurgeable(long[] free, long[] previous, int page) {
-        long bit = 1L << page;
-        int w = page >>> 6;
-        return (free[w] & previous[w] & bit) != 0 && (purged[w] & bit) == 0;
-    }
-
-    private void unmarkPurged(int start, int pages) {
-        for (int p = start; p < start + pages; p++) {
-            long bit = 1L << p;
-            if ((purged[p >>> 6] & bit) != 0) {
-                purged[p >>> 6] &= ~bit;
-                purgedPages--;
-            }
-        }
+        return purges.purge(free, all, base, pageShifts);
     }
 
     /** Percentage of pages in use, as the chunk lists see it: 0 only when every page is free. */

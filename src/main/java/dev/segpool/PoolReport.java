@@ -16,7 +16,7 @@ final class PoolReport {
         long used = 0;
         long free = 0;
         for (PoolArena arena : core.arenas) {
-            PoolMetrics.ArenaMetrics m = arena.metrics();
+            PoolMetrics.ArenaMetrics m = ArenaInspection.metrics(arena);
             arenaMetrics.add(m);
             used += m.usedBytes();
             free += m.freeBytes();
@@ -61,7 +61,7 @@ final class PoolReport {
                         .append(", elements used ").append(c.usedElements()).append(", free ")
                         .append(c.freeElements()).append('\n');
             }
-            core.arenas[i].describe(out, true);
+            ArenaInspection.describe(core.arenas[i], out, true);
         }
         return out.toString();
     }
@@ -73,7 +73,7 @@ final class PoolReport {
     static void reportLeaks(PoolCore core) {
         long[] units = new long[4];
         for (PoolArena arena : core.arenas) {
-            arena.countUnits(units);
+            ArenaInspection.countUnits(arena, units);
         }
         for (NativeMemory.Huge huge : core.memory.liveHuge()) {
             int at = huge.state() == UnitState.LIVE ? 0 : 2;

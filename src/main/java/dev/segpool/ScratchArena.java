@@ -93,6 +93,11 @@ final class ScratchArena implements Arena {
                 | (byteAlignment & (byteAlignment - 1)) != 0) {
             return allocateOther(byteSize, byteAlignment);
         }
+        return cut(byteSize, byteAlignment);
+    }
+
+    /** Cuts a zeroed segment from the current block, or from a new one; arguments checked. */
+    private MemorySegment cut(long byteSize, long byteAlignment) {
         long offset = (blockUsed + byteAlignment - 1) & -byteAlignment;
         long end = offset + Math.max(byteSize, 1); // every segment gets an address of its own
         if (end > BLOCK_SIZE) {
@@ -142,16 +147,7 @@ final class ScratchArena implements Arena {
         }
         if (byteSize >= 0 && byteSize <= BUMP_MAX_SIZE && byteAlignment > 0 && byteAlignment <= BLOCK_SIZE
                 && (byteAlignment & (byteAlignment - 1)) == 0) {
-            long offset = (blockUsed + byteAlignment - 1) & -byteAlignment;
-            long end = offset + Math.max(byteSize, 1);
-            if (end > BLOCK_SIZE) {
-                return cutFromNewBlock(byteSize);
-            }
-            blockUsed = end;
-            if (watch != null) {
-                watch.counted(byteSize);
-            }
-            return block.asSlice(offset, byteSize).fill((byte) 0);
+            return cut(byteSize, byteAlignment);
         }
         return allocateUnit(byteSize, byteAlignment);
     }
