@@ -1,7 +1,6 @@
 package dev.segpool.bench;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 
 /**
  * libc {@code malloc} and {@code free} as an FFM user would hold them: the malloc'd address made into a
@@ -28,47 +27,14 @@ final class MallocSegmentPeer extends Peer {
     @Override
     public long touchedPair(int byteSize) {
         MemorySegment segment = allocate(byteSize);
-        for (long offset = 0; offset < byteSize; offset += 4096) {
-            segment.set(ValueLayout.JAVA_BYTE, offset, (byte) 1);
-        }
+        SegmentSlots.touch(segment, byteSize);
         free(segment);
         return segment.address();
     }
 
     @Override
     public Slots slots(int count) {
-        MemorySegment[] live = new MemorySegment[count];
-        return new Slots() {
-            @Override
-            public long allocate(int slot, int byteSize) {
-                MemorySegment segment = MallocSegmentPeer.allocate(byteSize);
-                live[slot] = segment;
-                return segment.address();
-            }
-
-            @Override
-            public void free(int slot) {
-                MallocSegmentPeer.free(live[slot]);
-                live[slot] = null;
-            }
-
-            @Override
-            public void touch(int slot, int byteSize) {
-                MemorySegment segment = live[slot];
-                for (long offset = 0; offset < byteSize; offset += 4096) {
-                    segment.set(ValueLayout.JAVA_BYTE, offset, (byte) 1);
-                }
-            }
-
-            @Override
-            public void clear() {
-                for (int i = 0; i < live.length; i++) {
-                    if (live[i] != null) {
-                        free(i);
-                    }
-                }
-            }
-        };
+        return new SegmentSlots(count, MallocSegmentPeer::allocate, MallocSegmentPeer::free);
     }
 
     @Override

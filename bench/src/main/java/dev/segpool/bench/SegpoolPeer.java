@@ -3,7 +3,6 @@ package dev.segpool.bench;
 import dev.segpool.PoolMetrics;
 import dev.segpool.SegmentPool;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.time.Duration;
 import java.util.Locale;
 
@@ -57,9 +56,7 @@ final class SegpoolPeer extends Peer {
     @Override
     public long touchedPair(int byteSize) {
         MemorySegment segment = pool.allocate(byteSize);
-        for (long offset = 0; offset < byteSize; offset += 4096) {
-            segment.set(ValueLayout.JAVA_BYTE, offset, (byte) 1);
-        }
+        SegmentSlots.touch(segment, byteSize);
         pool.free(segment);
         return segment.address();
     }
@@ -75,38 +72,7 @@ final class SegpoolPeer extends Peer {
 
     @Override
     public Slots slots(int count) {
-        MemorySegment[] live = new MemorySegment[count];
-        return new Slots() {
-            @Override
-            public long allocate(int slot, int byteSize) {
-                MemorySegment segment = pool.allocate(byteSize);
-                live[slot] = segment;
-                return segment.address();
-            }
-
-            @Override
-            public void free(int slot) {
-                pool.free(live[slot]);
-                live[slot] = null;
-            }
-
-            @Override
-            public void touch(int slot, int byteSize) {
-                MemorySegment segment = live[slot];
-                for (long offset = 0; offset < byteSize; offset += 4096) {
-                    segment.set(ValueLayout.JAVA_BYTE, offset, (byte) 1);
-                }
-            }
-
-            @Override
-            public void clear() {
-                for (int i = 0; i < live.length; i++) {
-                    if (live[i] != null) {
-                        free(i);
-                    }
-                }
-            }
-        };
+        return new SegmentSlots(count, pool::allocate, pool::free);
     }
 
     @Override
