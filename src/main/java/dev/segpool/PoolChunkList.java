@@ -17,7 +17,6 @@ final class PoolChunkList {
     PoolChunkList next;
     PoolChunkList prev;
     private PoolChunk head;
-    private int size;
 
     PoolChunkList(String name, int minUsage, int maxUsage) {
         this.name = name;
@@ -29,10 +28,6 @@ final class PoolChunkList {
         return head;
     }
 
-    int size() {
-        return size;
-    }
-
     void add(PoolChunk chunk) {
         chunk.list = this;
         chunk.prev = null;
@@ -41,7 +36,6 @@ final class PoolChunkList {
             head.prev = chunk;
         }
         head = chunk;
-        size++;
     }
 
     void remove(PoolChunk chunk) {
@@ -56,7 +50,6 @@ final class PoolChunkList {
         }
         chunk.prev = chunk.next = null;
         chunk.list = null;
-        size--;
     }
 
     /** The list a chunk of usage {@code usage} moves to, starting from this one. */

@@ -11,6 +11,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.concurrent.FutureTask;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -116,12 +117,24 @@ class MemoryReturnTest {
     }
 
     @Test
-    void longDecay_keepsFreeChunksForReuse() throws Exception {
-        try (SegmentPool pool = SegmentPool.builder().pageSize(4096).chunkSize(1 << 16)
-                .decay(Duration.ofHours(1)).threadLocalCaches(false).build()) {
+    void decay_keepsAnEmptyChunkUntilTheDecayTimeHasPassed_thenReleasesIt() {
+        long[] now = {0};
+        long hour = Duration.ofHours(1).toNanos();
+        PoolBuilder builder = (PoolBuilder) SegmentPool.builder().pageSize(4096).chunkSize(1 << 16)
+                .decay(Duration.ofHours(1)).threadLocalCaches(false);
+        try (SegmentPool pool = builder.ticker(() -> now[0]).scheduler((tick, period) -> new FutureTask<>(tick, null))
+                .build()) {
+            pool.decayNow(); // the tick that sees the chunk in use
             pool.free(pool.allocate(30_000));
-            Thread.sleep(100);
-            assertEquals(1 << 16, pool.metrics().reservedBytes());
+            now[0] += hour / 2;
+            pool.decayNow();
+            assertEquals(1 << 16, pool.metrics().reservedBytes(), "half the decay time: kept for reuse");
+            now[0] += hour / 2;
+            pool.decayNow();
+            assertEquals(1 << 16, pool.metrics().reservedBytes(), "the mark lags by up to one tick: not early");
+            now[0] += hour / 2;
+            pool.decayNow();
+            assertEquals(0, pool.metrics().reservedBytes(), "past the decay time and a tick: released");
         }
     }
 
