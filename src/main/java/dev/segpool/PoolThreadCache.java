@@ -81,7 +81,10 @@ final class PoolThreadCache {
     final PoolArena arena;
     private final SizeClasses sizeClasses;
     private final CacheConfig config;
+    /** Bound for a task (or a shared stripe): released by its binder, never by the decay task. */
     final boolean scoped;
+    /** Whether refills start at one unit and double per miss (scoped caches and stripes), or take full batches. */
+    private final boolean adaptiveRefill;
     /**
      * The thread that may use this cache; changes only when a released scoped cache is reused, or,
      * for a shared stripe ({@link ThreadCaches}), when a thread claims it ({@link #tryClaim}) and
@@ -103,7 +106,9 @@ final class PoolThreadCache {
     long arenasOpened;
     long arenasClosed;
 
-    PoolThreadCache(PoolCore pool, PoolArena arena, Thread owner, CacheConfig config, boolean scoped) {
+    PoolThreadCache(PoolCore pool, PoolArena arena, Thread owner, CacheConfig config, boolean scoped,
+                    boolean adaptiveRefill) {
+        this.adaptiveRefill = adaptiveRefill;
         this.pool = new WeakReference<>(pool);
         this.arena = arena;
         this.sizeClasses = arena.sizeClasses;
@@ -223,7 +228,7 @@ final class PoolThreadCache {
      * scoped cache serves one task: its batches start at one unit and grow with its misses.
      */
     private int firstRefill(int maxRefill) {
-        return scoped ? 1 : maxRefill;
+        return adaptiveRefill ? 1 : maxRefill;
     }
 
     /** Gives back the entries that went unused since the last trim. */

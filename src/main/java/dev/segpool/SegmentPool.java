@@ -294,9 +294,13 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         return core.caches.scopedValue();
     }
 
-    /** A cache for {@code owner}; package-private so that JCStress can hand one thread's cache to another. */
+    /**
+     * A cache for {@code owner} that refills in full batches and is released only by its holder (not by
+     * the decay task, whatever becomes of {@code owner}); so that JCStress can hand one thread's cache
+     * to another.
+     */
     PoolThreadCache attach(Thread owner) {
-        return core.caches.attach(owner, true);
+        return core.caches.attach(owner, true, false);
     }
 
     /** Runs one decay tick on the calling thread. */

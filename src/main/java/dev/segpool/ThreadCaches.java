@@ -101,7 +101,7 @@ final class ThreadCaches {
         }
         PoolThreadCache cache = takeIdle();
         if (cache == null) {
-            cache = attach(Thread.currentThread(), true);
+            cache = attach(Thread.currentThread(), true, true);
         }
         scopedBindings = true;
         try {
@@ -143,15 +143,18 @@ final class ThreadCaches {
     }
 
     private PoolThreadCache newThreadLocalCache() {
-        PoolThreadCache cache = attach(Thread.currentThread(), false);
+        PoolThreadCache cache = attach(Thread.currentThread(), false, false);
         Holder holder = new Holder(cache);
         threadLocal.set(holder);
         CLEANER.register(holder, cache::release);
         return cache;
     }
 
-    /** A new cache for {@code owner}, bound to the arena with the fewest caches. */
-    PoolThreadCache attach(Thread owner, boolean scoped) {
+    /**
+     * A new cache for {@code owner}, bound to the arena with the fewest caches; {@code scoped}: released
+     * by its binder, not by the decay task; {@code adaptiveRefill}: see {@link PoolThreadCache}.
+     */
+    PoolThreadCache attach(Thread owner, boolean scoped, boolean adaptiveRefill) {
         PoolArena arena = arenas[0];
         for (PoolArena candidate : arenas) {
             if (candidate.boundCaches.get() < arena.boundCaches.get()) {
@@ -159,7 +162,7 @@ final class ThreadCaches {
             }
         }
         arena.boundCaches.incrementAndGet();
-        PoolThreadCache cache = new PoolThreadCache(pool, arena, owner, config, scoped);
+        PoolThreadCache cache = new PoolThreadCache(pool, arena, owner, config, scoped, adaptiveRefill);
         live.add(cache);
         return cache;
     }
@@ -193,7 +196,7 @@ final class ThreadCaches {
         if (stripes == null) {
             PoolThreadCache[] s = new PoolThreadCache[Integer.highestOneBit(IDLE_SLOTS - 1) << 1];
             for (int i = 0; i < s.length; i++) {
-                s[i] = new PoolThreadCache(pool, arenas[i % arenas.length], null, config, true);
+                s[i] = new PoolThreadCache(pool, arenas[i % arenas.length], null, config, true, true);
             }
             stripes = s;
         }
