@@ -15,8 +15,11 @@ import java.util.concurrent.TimeUnit;
  * pages of runs that stayed free inside chunks in use. The caches of live but idle threads are left
  * alone: only their owner may touch them.
  *
- * <p>Time and timer are injected ({@link CoarseClock}'s ticker, {@link Scheduler}) so that tests run
- * ticks and advance time by hand. The tick holds its pool weakly, and runs as one operation of the
+ * <p>Frees do not read a clock: they mark what became empty, and the first tick that sees the mark
+ * stamps it with its own time, an upper bound of when it became empty. So a chunk or subpage goes back
+ * once it has been empty for at least {@code decay} (and at most {@code decay} plus two periods), never
+ * early, however late a tick runs. Time and timer are injected (a ticker, {@link Scheduler}) so that
+ * tests run ticks and advance time by hand. The tick holds its pool weakly, and runs as one operation of the
  * pool's {@link Lifecycle}: it does nothing once the pool is closing, and close waits for a tick in
  * flight.
  */
@@ -51,7 +54,7 @@ final class Decay {
         this.core = core;
         this.decayNanos = decay.toNanos();
         this.periodNanos = Math.clamp(decayNanos / 4, MIN_PERIOD_NANOS, MAX_PERIOD_NANOS);
-        this.lastPurgeNanos = core.clock.now();
+        this.lastPurgeNanos = core.ticker.getAsLong();
         this.task = scheduler.schedule(new Tick(this), periodNanos);
     }
 
@@ -62,13 +65,12 @@ final class Decay {
         }
         try {
             core.caches.releaseEnded();
-            long now = core.clock.advance();
-            long cutoff = now - decayNanos - periodNanos; // marks lag by up to one tick: never early
+            long now = core.ticker.getAsLong();
             boolean purge = now - lastPurgeNanos >= decayNanos;
             if (purge) {
                 lastPurgeNanos = now;
             }
-            core.reclaim(cutoff, purge, "decay");
+            core.reclaim(now, now - decayNanos, purge, "decay");
         } finally {
             core.lifecycle.exit();
         }

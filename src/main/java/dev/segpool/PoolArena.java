@@ -50,17 +50,13 @@ final class PoolArena {
     /** Where runs are searched: well-used chunks first, emptier ones kept for large runs. */
     private final PoolChunkList[] searchOrder = {q050, q025, q000, qInit, q075, empty};
 
-    /** The "empty since" marks' clock: coarse, so that a free does not read the system clock. */
-    private final CoarseClock clock;
-
     // Guarded by lock (normalUsedBytes also read opaque without it); read by ArenaInspection.
     long normalUsedBytes;
     long normalAllocations;
     long normalDeallocations;
 
-    PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory, CoarseClock clock) {
+    PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory) {
         this.index = index;
-        this.clock = clock;
         this.poolName = memory.poolName;
         this.sizeClasses = sizeClasses;
         this.memory = memory;
@@ -232,7 +228,7 @@ final class PoolArena {
         PoolChunkList list = chunk.list;
         if (chunk.isEmpty()) {
             list.remove(chunk);
-            chunk.emptySinceNanos = clock.now();
+            chunk.emptySinceNanos = UNSTAMPED;
             empty.add(chunk);
             return;
         }
@@ -308,7 +304,7 @@ final class PoolArena {
             list.add(subpage);
         }
         if (subpage.isEmpty()) {
-            subpage.emptySinceNanos = clock.now();
+            subpage.emptySinceNanos = UNSTAMPED;
             if (!list.isOnly(subpage)) {
                 releaseSubpageLocked(list, subpage);
             }
@@ -328,9 +324,21 @@ final class PoolArena {
         }
     }
 
-    /** Whether something empty since {@code sinceNanos} is older than {@code cutoffNanos} ({@code MAX_VALUE}: all). */
-    private static boolean emptyBefore(long sinceNanos, long cutoffNanos) {
-        return cutoffNanos == Long.MAX_VALUE || sinceNanos - cutoffNanos < 0;
+    /**
+     * The "empty since" mark of a chunk or subpage that just became empty: a free does not read a
+     * clock. The next reclaim stamps it with its own time, an upper bound of when it became empty, so
+     * a release is never early, however late the decay tick runs.
+     */
+    static final long UNSTAMPED = Long.MIN_VALUE;
+
+    /** The mark {@code since}, stamped with {@code now} if it was not yet. */
+    private static long stamped(long since, long now) {
+        return since == UNSTAMPED ? now : since;
+    }
+
+    /** Whether a stamped mark is at or before {@code cutoffNanos} ({@code Long.MAX_VALUE}: everything qualifies). */
+    private static boolean emptyBefore(long since, long cutoffNanos) {
+        return cutoffNanos == Long.MAX_VALUE || since != UNSTAMPED && since - cutoffNanos <= 0;
     }
 
     private void freeRunLocked(PoolChunk chunk, long handle, int sizeIndex) {
@@ -343,16 +351,17 @@ final class PoolArena {
     // ---- giving memory back ----
 
     /**
-     * Gives back what has stayed free since before {@code cutoffNanos} ({@code Long.MAX_VALUE}: all of
-     * it): runs of subpages no element used (each class otherwise keeps one, so that the next small
-     * allocation does not cut a new run), then chunks with no page in use, whose memory goes back to
-     * the OS; and, if {@code purge}, the long-free pages of chunks in use ({@link #purge}). Returns the
-     * native bytes released. Runs inside an operation of the pool's {@link Lifecycle}.
+     * Gives back what has stayed free since at or before {@code cutoffNanos} ({@code Long.MAX_VALUE}:
+     * all of it): runs of subpages no element used (each class otherwise keeps one, so that the next
+     * small allocation does not cut a new run), then chunks with no page in use, whose memory goes back
+     * to the OS; and, if {@code purge}, the long-free pages of chunks in use ({@link #purge}). Marks not
+     * stamped yet are stamped with {@code nowNanos} first. Returns the native bytes released. Runs
+     * inside an operation of the pool's {@link Lifecycle}.
      */
-    long reclaim(long cutoffNanos, boolean purge, boolean allPages, String reason) {
-        releaseIdleSubpages(cutoffNanos);
+    long reclaim(long nowNanos, long cutoffNanos, boolean purge, boolean allPages, String reason) {
+        releaseIdleSubpages(nowNanos, cutoffNanos);
         long released = 0;
-        for (PoolChunk chunk : takeEmptyChunks(cutoffNanos)) {
+        for (PoolChunk chunk : takeEmptyChunks(nowNanos, cutoffNanos)) {
             if (memory.releaseChunk(chunk, reason)) {
                 released += memory.chunkSize;
             }
@@ -365,13 +374,14 @@ final class PoolArena {
      * releases them. A chunk that holds the only subpage of a small class is not empty: that
      * subpage's run is in use.
      */
-    private List<PoolChunk> takeEmptyChunks(long emptyBeforeNanos) {
+    private List<PoolChunk> takeEmptyChunks(long nowNanos, long emptyBeforeNanos) {
         List<PoolChunk> taken = new ArrayList<>();
         lock.lock();
         try {
             PoolChunk chunk = empty.head();
             while (chunk != null) {
                 PoolChunk next = chunk.next;
+                chunk.emptySinceNanos = stamped(chunk.emptySinceNanos, nowNanos);
                 if (emptyBefore(chunk.emptySinceNanos, emptyBeforeNanos)) {
                     empty.remove(chunk);
                     taken.add(chunk);
@@ -384,13 +394,16 @@ final class PoolArena {
         return taken;
     }
 
-    private void releaseIdleSubpages(long emptyBeforeNanos) {
+    private void releaseIdleSubpages(long nowNanos, long emptyBeforeNanos) {
         for (SubpageList list : smallLists) {
             list.lock.lock();
             try {
                 PoolSubpage subpage = list.first();
-                if (subpage != null && subpage.isEmpty() && list.isOnly(subpage)
-                        && emptyBefore(subpage.emptySinceNanos, emptyBeforeNanos)) {
+                if (subpage == null || !subpage.isEmpty() || !list.isOnly(subpage)) {
+                    continue;
+                }
+                subpage.emptySinceNanos = stamped(subpage.emptySinceNanos, nowNanos);
+                if (emptyBefore(subpage.emptySinceNanos, emptyBeforeNanos)) {
                     releaseSubpageLocked(list, subpage);
                 }
             } finally {

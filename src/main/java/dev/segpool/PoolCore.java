@@ -27,7 +27,8 @@ final class PoolCore {
     final PoolArena[] arenas;
     final ThreadCaches caches;
     final LeakTracker leaks;
-    final CoarseClock clock;
+    /** The decay's time source, in nanoseconds (the system's, or one a test advances). */
+    final java.util.function.LongSupplier ticker;
     /** Whether pooled arenas bind their segments to their scope; decided once, when the pool is built. */
     final boolean nativeAccess;
     /** Largest request the fast path serves: the largest class thread caches hold, or -1. */
@@ -44,13 +45,13 @@ final class PoolCore {
         this.sizeClasses = new SizeClasses(settings.pageSize(), settings.chunkSize());
         this.chunkSize = settings.chunkSize();
         this.nativeAccess = PoolCore.class.getModule().isNativeAccessEnabled();
-        this.clock = new CoarseClock(settings.ticker());
+        this.ticker = settings.ticker();
         this.memory = new NativeMemory(name, chunkSize, settings.maxMemory(), nativeAccess && OsMemory.AVAILABLE,
                 lifecycle);
         this.registry = memory.registry;
         this.arenas = new PoolArena[settings.arenas()];
         for (int i = 0; i < arenas.length; i++) {
-            arenas[i] = new PoolArena(i, sizeClasses, memory, clock);
+            arenas[i] = new PoolArena(i, sizeClasses, memory);
         }
         PoolThreadCache.CacheConfig config = settings.cacheConfig();
         this.caches = new ThreadCaches(this, arenas, config, settings.threadLocalCaches());
@@ -123,7 +124,7 @@ final class PoolCore {
     private MemorySegment retryAtLimit(long byteSize, long byteAlignment, byte state, boolean zero,
                                        MemoryLimitExceededException first) {
         long reserved = memory.reservedBytes();
-        reclaim(Long.MAX_VALUE, false, "limit");
+        reclaim(0, Long.MAX_VALUE, false, "limit");
         if (memory.reservedBytes() < reserved) {
             try {
                 return allocateChecked(byteSize, byteAlignment, state, zero);
@@ -306,12 +307,13 @@ final class PoolCore {
     // ---- giving memory back ----
 
     /**
-     * Gives back what has stayed free since before {@code cutoffNanos} in every arena, purging the
+     * Gives back what has stayed free since at or before {@code cutoffNanos} (stamping what became
+     * free since the last call with {@code nowNanos}) in every arena, purging the
      * long-free pages of chunks in use if {@code purge} (every free page when the cutoff is
      * {@code Long.MAX_VALUE}); first the calling thread's cache when the cutoff is {@code MAX_VALUE}.
      * Returns the native bytes released; 0 when the pool is closing.
      */
-    long reclaim(long cutoffNanos, boolean purge, String reason) {
+    long reclaim(long nowNanos, long cutoffNanos, boolean purge, String reason) {
         if (!lifecycle.enter()) {
             return 0;
         }
@@ -327,7 +329,7 @@ final class PoolCore {
             }
             long released = 0;
             for (PoolArena arena : arenas) {
-                released += arena.reclaim(cutoffNanos, purge, cutoffNanos == Long.MAX_VALUE, reason);
+                released += arena.reclaim(nowNanos, cutoffNanos, purge, cutoffNanos == Long.MAX_VALUE, reason);
             }
             return released;
         } finally {

@@ -195,7 +195,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      */
     public long trim() {
         core.ensureOpen();
-        long released = core.reclaim(Long.MAX_VALUE, true, "trim");
+        long released = core.reclaim(0, Long.MAX_VALUE, true, "trim");
         core.ensureOpen();
         return released;
     }

@@ -10,7 +10,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -197,7 +196,6 @@ class DecayClockTest {
      * for the coarse mark is met with equality: the comparison should be {@code <= 0}.
      */
     @Test
-    @Disabled("bug in PoolArena.emptyBefore: a chunk whose mark is exactly decay + period old is kept one more tick")
     void ticksExactlyOnePeriodApart_firstTickAfterDecay_releases() {
         tickNanos = 0;
         build(0);
@@ -221,7 +219,6 @@ class DecayClockTest {
      * 625 ms after it was emptied (decay: 1 s).
      */
     @Test
-    @Disabled("bug in Decay.tick: marks lag by a whole tick interval, which can be longer than the one period allowed")
     void lateTick_chunkEmptiedDuringTheGap_notReleasedBeforeDecay() {
         build(0);
         tick();
