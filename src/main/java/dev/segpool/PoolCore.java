@@ -31,7 +31,7 @@ final class PoolCore {
     final java.util.function.LongSupplier ticker;
     /** Whether pooled arenas bind their segments to their scope; decided once, when the pool is built. */
     final boolean nativeAccess;
-    /** Largest request the fast path serves: the largest class thread caches hold, or -1. */
+    /** Largest request the fast path serves: the largest class thread-local caches hold, or -1 without them. */
     private final long fastMaxSize;
     private final boolean trackLeaks;
     /**
@@ -55,7 +55,8 @@ final class PoolCore {
         }
         PoolThreadCache.CacheConfig config = settings.cacheConfig();
         this.caches = new ThreadCaches(this, arenas, config, settings.threadLocalCaches());
-        this.fastMaxSize = config.enabled()
+        // Without thread-local caches most calls find no cache: they skip the fast path's lookups.
+        this.fastMaxSize = config.enabled() && settings.threadLocalCaches()
                 ? Math.min(config.maxCachedSize(), Math.min(SizeClasses.LOOKUP_MAX_SIZE, chunkSize)) : -1;
         this.leaks = new LeakTracker(settings.leakDetection());
         this.trackLeaks = leaks.enabled();
