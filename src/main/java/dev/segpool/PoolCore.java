@@ -231,8 +231,8 @@ final class PoolCore {
             throw Errors.heapSegment(name, segment);
         }
         long address = segment.address();
-        if (!segment.scope().isAlive()) {
-            throw Errors.staleSegment(name, address);
+        if (!segment.scope().isAlive()) { // its chunk released: by a decay tick, or by a close racing this free
+            throw lifecycle.isOpen() ? Errors.staleSegment(name, address) : Errors.closed(name);
         }
         PoolChunk chunk = registry.find(address);
         if (chunk == null) {

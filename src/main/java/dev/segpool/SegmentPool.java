@@ -27,8 +27,10 @@ import java.util.concurrent.Callable;
  * <p>A bad {@link #free} (a segment this pool did not allocate, one already freed, or an address inside
  * an allocation) throws {@link IllegalArgumentException} and changes nothing. After {@link #close()},
  * every method but {@link #name()} and {@code toString()} throws {@link IllegalStateException}, and
- * segments handed out earlier become inaccessible instead of pointing at released memory; the
- * segments of a pooled arena still open stay valid until that arena closes.
+ * segments handed out earlier become inaccessible instead of pointing at released memory. The one
+ * exception is a pooled arena still open with native access: its chunks stay mapped until it closes,
+ * so its segments (and other segments in the same chunks) stay readable until then, never pointing at
+ * released memory.
  */
 public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     private final PoolCore core;
@@ -108,8 +110,10 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * {@link IllegalStateException}, an access from another thread {@link WrongThreadException}.
      * Without it, they stay valid slices of their chunk until the pool closes. Its segments cannot be
      * passed to {@link #free}. If the pool closes first, the arena's memory stays mapped until the
-     * arena closes. An arena never closed gives its memory back when the pool closes (or, when leak
-     * detection samples it, once it is unreachable).
+     * arena closes (with native access; without it, the arena's segments throw once the pool is
+     * closed). An arena never closed keeps its memory until the pool closes (with native access, until
+     * the process ends), unless leak detection samples it: then its memory comes back once it is
+     * unreachable.
      *
      * @return a new confined arena
      * @throws IllegalStateException if the pool is closed
@@ -245,10 +249,11 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * Releases all of the pool's native memory, once operations in progress that touch it (a decay
      * tick, a {@code trim()}, an allocation mapping a chunk) have finished. Segments handed out earlier
      * become inaccessible (their chunk's scope is closed): an access throws
-     * {@link IllegalStateException} instead of reading freed memory. The segments of pooled arenas
-     * still open stay valid: their memory is kept until each arena closes. Every later call on the
-     * pool, {@code close()} included, throws {@link IllegalStateException}, except {@link #name()} and
-     * {@code toString()}.
+     * {@link IllegalStateException} instead of reading freed memory. With native access, a chunk that
+     * holds memory of a pooled arena still open is kept mapped until that arena closes (the arena's
+     * segments are bound to a scope only the arena can close), so the segments in that chunk stay
+     * readable until then. Every later call on the pool, {@code close()} included, throws
+     * {@link IllegalStateException}, except {@link #name()} and {@code toString()}.
      *
      * @throws IllegalStateException if the pool is already closed
      */
