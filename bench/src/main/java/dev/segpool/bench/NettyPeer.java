@@ -4,6 +4,9 @@ import io.netty.buffer.AdaptiveByteBufAllocator;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufAllocatorMetricProvider;
+import io.netty.buffer.PoolArenaMetric;
+import io.netty.buffer.PoolChunkListMetric;
+import io.netty.buffer.PoolChunkMetric;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.util.ResourceLeakDetector;
 
@@ -103,6 +106,27 @@ final class NettyPeer extends Peer {
     @Override
     public long reservedBytes() {
         return ((ByteBufAllocatorMetricProvider) allocator).metric().usedDirectMemory();
+    }
+
+    /**
+     * For the pooled allocator: the free bytes of its direct arenas' chunks; the rest of its direct
+     * memory is in use or in its thread caches, which Netty does not count apart.
+     */
+    @Override
+    public Breakdown breakdown() {
+        if (!(allocator instanceof PooledByteBufAllocator pooled)) {
+            return Breakdown.NONE;
+        }
+        long reserved = pooled.metric().usedDirectMemory();
+        long free = 0;
+        for (PoolArenaMetric arena : pooled.metric().directArenas()) {
+            for (PoolChunkListMetric list : arena.chunkLists()) {
+                for (PoolChunkMetric chunk : list) {
+                    free += chunk.freeBytes();
+                }
+            }
+        }
+        return new Breakdown(reserved, reserved - free, -1, free);
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.segpool.bench;
 
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * One allocator under test, behind the few operations the benchmarks and the workload runner need.
@@ -14,7 +15,9 @@ import java.util.List;
  *   <li>{@code segpool-arena}: {@code SegmentPool.builder().threadLocalCaches(false)}, every call goes to
  *       an arena;</li>
  *   <li>{@code segpool-decay}: {@code SegmentPool.builder().decay(Duration.ofMillis(500))}: the default
- *       pool, giving free memory back after half a second instead of ten (workload runner only);</li>
+ *       pool, giving free memory back after half a second (workload runner only);</li>
+ *   <li>{@code segpool-trim}: {@code SegmentPool.create()}, and each workload worker calls
+ *       {@code trimCurrentThreadCache()} once it has freed everything (workload runner only);</li>
  *   <li>{@code segpool-scoped}: {@code SegmentPool.create()}, with each {@link #runTask task} run inside
  *       {@code pool.runWithThreadCache(...)}: the scoped cache virtual threads can use (virtual-thread
  *       benchmark only; outside a task it is {@code segpool});</li>
@@ -33,14 +36,15 @@ import java.util.List;
  */
 public abstract class Peer implements AutoCloseable {
     /** Every name {@link #of} knows. */
-    public static final List<String> NAMES = List.of("segpool", "segpool-arena", "segpool-decay", "segpool-scoped",
-            "netty-pooled", "netty-adaptive", "jdk-arena", "malloc", "malloc-segment");
+    public static final List<String> NAMES = List.of("segpool", "segpool-arena", "segpool-decay", "segpool-trim",
+            "segpool-scoped", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc", "malloc-segment");
 
     public static Peer of(String name) {
         return switch (name) {
             case "segpool" -> new SegpoolPeer(true);
             case "segpool-arena" -> new SegpoolPeer(false);
             case "segpool-decay" -> new SegpoolPeer(Duration.ofMillis(500));
+            case "segpool-trim" -> SegpoolPeer.trimmedAfterDrain();
             case "segpool-scoped" -> SegpoolPeer.scoped();
             case "netty-pooled" -> NettyPeer.pooled();
             case "netty-adaptive" -> NettyPeer.adaptive();
@@ -80,16 +84,54 @@ public abstract class Peer implements AutoCloseable {
     /** Native bytes the allocator holds, as it reports them; -1 when it keeps no such count. */
     public abstract long reservedBytes();
 
-    /** Where the reserved bytes are, for allocators that can tell (empty otherwise). */
-    public String breakdown() {
-        return "";
+    /**
+     * Where the reserved bytes are, for allocators that can tell; {@link Breakdown#NONE} otherwise.
+     */
+    public Breakdown breakdown() {
+        return Breakdown.NONE;
     }
+
+    /**
+     * Called by each worker thread of the workload once it has freed everything, before it goes idle
+     * (the thread stays alive); nothing by default.
+     */
+    public void afterDrain() {}
 
     /** Releases what the allocator holds, where it can be told to (thread caches, empty chunks). */
     public void trim() {}
 
     @Override
     public abstract void close();
+
+    /**
+     * Reserved bytes split by where they are. Each part is -1 where the allocator cannot tell it apart:
+     * Netty's pooled allocator counts its thread caches with the bytes in use.
+     *
+     * @param reserved     native bytes held
+     * @param active       handed out and not freed (at size-class size)
+     * @param cached       parked in thread caches
+     * @param freeInChunks free inside the allocator's chunks
+     */
+    public record Breakdown(long reserved, long active, long cached, long freeInChunks) {
+        public static final Breakdown NONE = new Breakdown(-1, -1, -1, -1);
+
+        public boolean known() {
+            return reserved >= 0;
+        }
+
+        /** As the runner prints it, in MiB. */
+        @Override
+        public String toString() {
+            if (!known()) {
+                return "";
+            }
+            String inUse = cached >= 0
+                    ? String.format(Locale.ROOT, "active %.1f + cached %.1f", Workload.mib(active), Workload.mib(cached))
+                    : String.format(Locale.ROOT, "active and cached %.1f", Workload.mib(active));
+            return String.format(Locale.ROOT, "reserved %.1f MiB = %s + free in chunks %.1f", Workload.mib(reserved),
+                    inUse, Workload.mib(freeInChunks));
+        }
+    }
 
     /**
      * Live buffers by slot, for one thread. {@link #allocate} needs an empty slot, {@link #free} a

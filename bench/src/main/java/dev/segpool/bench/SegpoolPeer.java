@@ -4,16 +4,20 @@ import dev.segpool.PoolMetrics;
 import dev.segpool.SegmentPool;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
-import java.util.Locale;
 
 /**
  * segpool on its thread-cache path, or with thread caches off (every call goes to an arena); optionally
  * with its MXBean registered, or running each {@link #runTask task} under a scoped thread cache.
  */
 final class SegpoolPeer extends Peer {
+    /** The decay of a pool built with default settings, as {@code SegmentPool.Builder.decay} documents it. */
+    static final Duration DEFAULT_DECAY = Duration.ofSeconds(10);
+
     private final SegmentPool pool;
     /** Whether {@link #runTask} binds a scoped cache ({@code runWithThreadCache}) for the task. */
     private final boolean scopedTasks;
+    /** Whether {@link #afterDrain} gives the calling thread's cache back ({@code trimCurrentThreadCache}). */
+    private boolean trimAfterDrain;
 
     SegpoolPeer(boolean threadLocalCaches) {
         this(SegmentPool.builder().threadLocalCaches(threadLocalCaches), false);
@@ -40,6 +44,13 @@ final class SegpoolPeer extends Peer {
     /** The default pool; each task runs inside {@code pool.runWithThreadCache(...)}. */
     static SegpoolPeer scoped() {
         return new SegpoolPeer(SegmentPool.builder(), true);
+    }
+
+    /** The default pool; each workload worker gives its thread cache back once it has freed everything. */
+    static SegpoolPeer trimmedAfterDrain() {
+        SegpoolPeer peer = new SegpoolPeer(SegmentPool.builder(), false);
+        peer.trimAfterDrain = true;
+        return peer;
     }
 
     SegmentPool pool() {
@@ -92,11 +103,16 @@ final class SegpoolPeer extends Peer {
 
     /** Reserved bytes split into handed out (at size-class size), parked in thread caches, and free in chunks. */
     @Override
-    public String breakdown() {
+    public Breakdown breakdown() {
         PoolMetrics m = pool.metrics();
-        return String.format(Locale.ROOT, "reserved %.1f MiB = active %.1f + cached %.1f + free in chunks %.1f",
-                Workload.mib(m.reservedBytes()), Workload.mib(m.activeBytes()), Workload.mib(m.cachedBytes()),
-                Workload.mib(m.freeBytes()));
+        return new Breakdown(m.reservedBytes(), m.activeBytes(), m.cachedBytes(), m.freeBytes());
+    }
+
+    @Override
+    public void afterDrain() {
+        if (trimAfterDrain) {
+            pool.trimCurrentThreadCache();
+        }
     }
 
     @Override

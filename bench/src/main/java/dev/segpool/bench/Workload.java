@@ -10,7 +10,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Properties;
 import java.util.SplittableRandom;
+import java.util.concurrent.BrokenBarrierException;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
@@ -26,8 +28,11 @@ import java.util.concurrent.atomic.AtomicLongArray;
  *   <li>burst: storage grows to {@value #PEAK_BLOCKS} blocks while the network traffic goes on;</li>
  *   <li>plateau: the steady mix on the large storage set;</li>
  *   <li>drain: every buffer and block is freed, in random order;</li>
- *   <li>idle: one second with nothing live; the threads stay alive, as a server's would.</li>
+ *   <li>idle: nothing live; the threads stay alive, as a server's would. Reserved bytes and RSS are
+ *       read one second after the drain, and again {@link #AFTER_DECAY_MILLIS} after it: segpool's
+ *       default decay plus one second.</li>
  * </ol>
+ * The workers start each phase together (a barrier), so the phases of the timeline are both workers'.
  * Every allocation is touched once per 4 KiB page, as a user writing into it would. An operation is one
  * allocation or one free. A sampler records live bytes (counted here), reserved bytes (as the allocator
  * reports them: {@code metrics().reservedBytes()} for segpool, {@code metric().usedDirectMemory()} for
@@ -46,9 +51,17 @@ public final class Workload {
     static final int SAMPLE_MILLIS = 10;
     static final long STEADY_OPS = 4_500_000;
     static final long PLATEAU_OPS = 4_500_000;
+    /** The first reading after the drain. */
+    static final long AFTER_DRAIN_MILLIS = 1000;
+    /**
+     * The second reading after the drain: {@link SegpoolPeer#DEFAULT_DECAY} plus one second, the
+     * same point for every allocator; {@code -Dworkload.afterDecayMillis} overrides it.
+     */
+    static final long AFTER_DECAY_MILLIS = Long.getLong("workload.afterDecayMillis",
+            SegpoolPeer.DEFAULT_DECAY.toMillis() + 1000);
     /** The allocators run when {@code workload.peers} is not set; {@code malloc-segment} is a JMH-only peer. */
-    static final List<String> DEFAULT_PEERS =
-            List.of("segpool", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc");
+    static final List<String> DEFAULT_PEERS = List.of("segpool", "segpool-arena", "segpool-decay", "segpool-trim",
+            "netty-pooled", "netty-adaptive", "jdk-arena", "malloc");
 
     private Workload() {}
 
@@ -75,12 +88,13 @@ public final class Workload {
         private final AtomicLongArray counters = new AtomicLongArray(THREADS * 16 * 2);
         private volatile Phase phase = Phase.FILL;
         private final CountDownLatch drained = new CountDownLatch(THREADS);
+        private final CyclicBarrier phaseBarrier = new CyclicBarrier(THREADS);
         private final CountDownLatch release = new CountDownLatch(1);
         private final List<long[]> samples = new ArrayList<>();
         private final List<Phase> samplePhases = new ArrayList<>();
         private volatile boolean sampling = true;
         /** The allocator's own breakdown when its reserved bytes were at their peak. */
-        private volatile String breakdownAtPeak = "";
+        private volatile Peer.Breakdown breakdownAtPeak = Peer.Breakdown.NONE;
 
         private Child(String name, double scale) {
             this.name = name;
@@ -104,16 +118,21 @@ public final class Workload {
                 workers[t] = Thread.ofPlatform().name("worker-" + t).start(() -> {
                     work(index, 1234 + index);
                     elapsed[index] = System.nanoTime() - start;
+                    peer.afterDrain();
                     drained.countDown();
                     awaitQuietly(release);
                 });
             }
             drained.await();
+            long drainedAt = System.nanoTime();
             long workNanos = Math.max(elapsed[0], elapsed[1]);
             phase = Phase.IDLE;
-            Thread.sleep(1000);
+            sleepUntil(drainedAt, AFTER_DRAIN_MILLIS);
             long heldReserved = reserved(0);
             long heldRss = Rss.bytes();
+            sleepUntil(drainedAt, AFTER_DECAY_MILLIS);
+            long decayedReserved = reserved(0);
+            long decayedRss = Rss.bytes();
             sampling = false;
             sampler.join();
             release.countDown();
@@ -121,10 +140,7 @@ public final class Workload {
                 worker.join();
             }
 
-            long ops = 0;
-            for (int t = 0; t < THREADS; t++) {
-                ops += counters.get(opsIndex(t));
-            }
+            long ops = ops();
             long peakLive = 0;
             long peakReserved = 0;
             long peakRss = 0;
@@ -147,21 +163,33 @@ public final class Workload {
             result.setProperty("rssBefore", Long.toString(rssBefore));
             result.setProperty("peakRss", Long.toString(peakRss));
             result.setProperty("heldRss", Long.toString(heldRss));
-            result.setProperty("breakdownAtPeak", breakdownAtPeak);
+            result.setProperty("afterDecayMillis", Long.toString(AFTER_DECAY_MILLIS));
+            result.setProperty("decayedReserved", Long.toString(decayedReserved));
+            result.setProperty("decayedRss", Long.toString(decayedRss));
+            Peer.Breakdown b = breakdownAtPeak;
+            result.setProperty("breakdownAtPeak", b.reserved() + "," + b.active() + "," + b.cached() + ","
+                    + b.freeInChunks());
             try (var writer = Files.newBufferedWriter(out.resolve(name + ".properties"))) {
                 result.store(writer, "workload result");
             }
             try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(out.resolve(name + "-timeline.csv")))) {
-                w.println("millis,phase,liveBytes,reservedBytes,rssBytes");
+                w.println("millis,phase,ops,liveBytes,reservedBytes,rssBytes");
                 synchronized (samples) {
                     for (int i = 0; i < samples.size(); i++) {
                         long[] s = samples.get(i);
-                        w.println(s[0] + "," + samplePhases.get(i).name().toLowerCase(Locale.ROOT) + ","
-                                + s[1] + "," + s[2] + "," + s[3]);
+                        w.println(s[0] + "," + samplePhases.get(i).name().toLowerCase(Locale.ROOT) + "," + s[4]
+                                + "," + s[1] + "," + s[2] + "," + s[3]);
                     }
                 }
             }
             peer.close();
+        }
+
+        private static void sleepUntil(long startNanos, long millis) throws InterruptedException {
+            long left = startNanos + millis * 1_000_000 - System.nanoTime();
+            if (left > 0) {
+                Thread.sleep(left / 1_000_000, (int) (left % 1_000_000));
+            }
         }
 
         private static void awaitQuietly(CountDownLatch latch) {
@@ -188,6 +216,14 @@ public final class Workload {
             return live;
         }
 
+        private long ops() {
+            long ops = 0;
+            for (int t = 0; t < THREADS; t++) {
+                ops += counters.get(opsIndex(t));
+            }
+            return ops;
+        }
+
         private long reserved(long live) {
             long reserved = peer.reservedBytes();
             return reserved >= 0 ? reserved : live;
@@ -200,7 +236,7 @@ public final class Workload {
             while (sampling) {
                 long now = System.nanoTime();
                 long live = live();
-                long[] s = {(now - start) / 1_000_000, live, reserved(live), Rss.bytes()};
+                long[] s = {(now - start) / 1_000_000, live, reserved(live), Rss.bytes(), ops()};
                 synchronized (samples) {
                     samples.add(s);
                     samplePhases.add(phase);
@@ -211,10 +247,7 @@ public final class Workload {
                 }
                 if (now - lastReport >= 1_000_000_000L) {
                     lastReport = now;
-                    long ops = 0;
-                    for (int t = 0; t < THREADS; t++) {
-                        ops += counters.get(opsIndex(t));
-                    }
+                    long ops = s[4];
                     System.out.printf(Locale.ROOT, "  [%s] %5.1f s  %-7s  %,6.1f M ops  live %,7.1f MiB  reserved %,7.1f MiB  RSS %,7.1f MiB%n",
                             name, (now - start) / 1e9, phase.name().toLowerCase(Locale.ROOT), ops / 1e6,
                             mib(s[1]), mib(s[2]), mib(s[3]));
@@ -227,7 +260,21 @@ public final class Workload {
             }
         }
 
-        /** One worker's script; the first worker also moves the phase shown by the sampler. */
+        /**
+         * Waits until every worker has finished the phase before {@code next}; the last one to arrive
+         * moves the phase. So phases do not overlap, and the sampler's phase is every worker's.
+         */
+        private void enter(Phase next) {
+            try {
+                phaseBarrier.await();
+                phase = next;
+                phaseBarrier.await();
+            } catch (InterruptedException | BrokenBarrierException e) {
+                throw new IllegalStateException("worker interrupted between phases", e);
+            }
+        }
+
+        /** One worker's script, in step with the other workers at each phase's start ({@link #enter}). */
         private void work(int thread, long seed) {
             SplittableRandom random = new SplittableRandom(seed);
             Peer.Slots network = peer.slots(IN_FLIGHT);
@@ -255,9 +302,7 @@ public final class Workload {
 
             Phase[] script = {Phase.STEADY, Phase.BURST, Phase.PLATEAU};
             for (Phase step : script) {
-                if (thread == 0) {
-                    phase = step;
-                }
+                enter(step);
                 long target = step == Phase.STEADY ? (long) (STEADY_OPS * scale)
                         : step == Phase.PLATEAU ? (long) (PLATEAU_OPS * scale) : Long.MAX_VALUE;
                 long stepOps = 0;
@@ -305,9 +350,7 @@ public final class Workload {
                 counters.setOpaque(opsIndex, ops);
             }
 
-            if (thread == 0) {
-                phase = Phase.DRAIN;
-            }
+            enter(Phase.DRAIN);
             int inFlight = (int) Math.min(networkSteps, IN_FLIGHT);
             for (int slot = 0; slot < inFlight; slot++) {
                 network.free(slot);
