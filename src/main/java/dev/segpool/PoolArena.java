@@ -47,8 +47,8 @@ final class PoolArena {
     final PoolChunkList q100 = new PoolChunkList("q100", 100, Integer.MAX_VALUE);
     /** Lists in usage order, for reports. */
     final List<PoolChunkList> lists = List.of(empty, qInit, q000, q025, q050, q075, q100);
-    /** Where runs are searched: well-used chunks first, emptier ones kept for large runs. */
-    private final PoolChunkList[] searchOrder = {q050, q025, q000, qInit, q075, empty};
+    /** Which chunks have free runs of which length, oldest first: where the next run goes. */
+    private final RunPlacement placement;
 
     // Guarded by lock (normalUsedBytes also read opaque without it); read by ArenaInspection.
     long normalUsedBytes;
@@ -57,6 +57,7 @@ final class PoolArena {
 
     PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory) {
         this.index = index;
+        this.placement = new RunPlacement(sizeClasses);
         this.poolName = memory.poolName;
         this.sizeClasses = sizeClasses;
         this.memory = memory;
@@ -80,8 +81,8 @@ final class PoolArena {
 
     /**
      * Allocates one unit of class {@code sizeIndex} (runs aligned to {@code alignPages} pages) and hands
-     * it out in {@code state} as a segment of {@code byteSize} bytes, zeroed if {@code zero}. This is the path of threads without a cache, of classes no cache holds, and of
-     * aligned runs.
+     * it out in {@code state} as a segment of {@code byteSize} bytes, zeroed if {@code zero}. This is the
+     * path of threads without a cache, of classes no cache holds, and of aligned runs.
      */
     MemorySegment allocate(int sizeIndex, int alignPages, long byteSize, byte state, boolean zero) {
         if (sizeClasses.isSmall(sizeIndex)) {
@@ -105,11 +106,12 @@ final class PoolArena {
         PoolChunk chunk;
         long handle;
         boolean untouched;
+        int pages = sizeClasses.runPages(sizeIndex);
         lock.lock();
         try {
-            chunk = chunkWithRun(sizeClasses.runPages(sizeIndex), alignPages);
+            chunk = chunkWithRun(pages, alignPages);
             int untouchedFrom = chunk.untouchedFrom();
-            handle = allocateNormalLocked(chunk, sizeIndex, alignPages);
+            handle = allocateNormalLocked(chunk, pages, alignPages);
             untouched = Handle.runOffset(handle) >= untouchedFrom;
         } finally {
             lock.unlock();
@@ -131,9 +133,10 @@ final class PoolArena {
         if (!sizeClasses.isSmall(sizeIndex)) {
             lock.lock();
             try {
-                PoolChunk chunk = chunkWithRun(sizeClasses.runPages(sizeIndex), 1);
+                int pages = sizeClasses.runPages(sizeIndex);
+                PoolChunk chunk = chunkWithRun(pages, 1);
                 chunks[from] = chunk;
-                handles[from] = allocateNormalLocked(chunk, sizeIndex, 1);
+                handles[from] = allocateNormalLocked(chunk, pages, 1);
                 return 1;
             } finally {
                 lock.unlock();
@@ -182,36 +185,36 @@ final class PoolArena {
         return subpage;
     }
 
-    /** Cuts a run of normal class {@code sizeIndex} from {@code chunk}, counted; arena lock held. */
-    private long allocateNormalLocked(PoolChunk chunk, int sizeIndex, int alignPages) {
-        long handle = allocateRunLocked(chunk, sizeClasses.runPages(sizeIndex), alignPages);
-        NORMAL_USED.setOpaque(this, normalUsedBytes + sizeClasses.size(sizeIndex));
+    /** Cuts a run of {@code pages} pages for a normal class from {@code chunk}, counted; arena lock held. */
+    private long allocateNormalLocked(PoolChunk chunk, int pages, int alignPages) {
+        long handle = allocateRunLocked(chunk, pages, alignPages);
+        NORMAL_USED.setOpaque(this, normalUsedBytes + ((long) pages << sizeClasses.pageShifts));
         normalAllocations++;
         return handle;
     }
 
     /** Cuts a run from {@code chunk}, which {@link #chunkWithRun} chose, and re-lists the chunk. Arena lock held. */
     private long allocateRunLocked(PoolChunk chunk, int pages, int alignPages) {
+        long before = chunk.bandMask();
         long handle = chunk.allocateRun(pages, alignPages);
         assert handle != Handle.NONE;
+        placement.update(chunk, before);
         placeAfterAllocation(chunk);
         return handle;
     }
 
     /**
-     * The first chunk, in search order, that has a free run for {@code pages} pages aligned to
-     * {@code alignPages}, or a new chunk (listed in qInit). Arena lock held.
+     * The chunk with the best fit for {@code pages} pages aligned to {@code alignPages} across all of
+     * the arena's chunks ({@link RunPlacement}), or a new chunk (listed in qInit). Arena lock held.
      */
     private PoolChunk chunkWithRun(int pages, int alignPages) {
-        for (PoolChunkList list : searchOrder) {
-            for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
-                if (chunk.hasRun(pages, alignPages)) {
-                    return chunk;
-                }
-            }
+        PoolChunk chunk = placement.bestFit(pages + alignPages - 1);
+        if (chunk != null) {
+            return chunk;
         }
-        PoolChunk chunk = memory.allocateChunk(this);
+        chunk = memory.allocateChunk(this);
         qInit.add(chunk);
+        placement.add(chunk);
         return chunk;
     }
 
@@ -254,7 +257,7 @@ final class PoolArena {
         } else {
             lock.lock();
             try {
-                freeRunLocked(chunk, handle, sizeIndex);
+                freeRunLocked(chunk, handle);
             } finally {
                 lock.unlock();
             }
@@ -287,7 +290,7 @@ final class PoolArena {
                 if (small) {
                     freeElementLocked(smallLists[sizeIndex], chunks[i], handles[i]);
                 } else {
-                    freeRunLocked(chunks[i], handles[i], sizeIndex);
+                    freeRunLocked(chunks[i], handles[i]);
                 }
             }
         } finally {
@@ -317,7 +320,9 @@ final class PoolArena {
         list.subpages--;
         lock.lock();
         try {
+            long before = subpage.chunk.bandMask();
             subpage.chunk.freeSubpage(subpage);
+            placement.update(subpage.chunk, before);
             placeAfterFree(subpage.chunk);
         } finally {
             lock.unlock();
@@ -341,9 +346,11 @@ final class PoolArena {
         return cutoffNanos == Long.MAX_VALUE || since != UNSTAMPED && since - cutoffNanos <= 0;
     }
 
-    private void freeRunLocked(PoolChunk chunk, long handle, int sizeIndex) {
+    private void freeRunLocked(PoolChunk chunk, long handle) {
+        long before = chunk.bandMask();
         chunk.freeRun(handle);
-        NORMAL_USED.setOpaque(this, normalUsedBytes - sizeClasses.size(sizeIndex));
+        placement.update(chunk, before);
+        NORMAL_USED.setOpaque(this, normalUsedBytes - ((long) Handle.runPages(handle) << sizeClasses.pageShifts));
         normalDeallocations++;
         placeAfterFree(chunk);
     }
@@ -384,6 +391,7 @@ final class PoolArena {
                 chunk.emptySinceNanos = stamped(chunk.emptySinceNanos, nowNanos);
                 if (emptyBefore(chunk.emptySinceNanos, emptyBeforeNanos)) {
                     empty.remove(chunk);
+                    placement.remove(chunk);
                     taken.add(chunk);
                 }
                 chunk = next;
@@ -466,6 +474,6 @@ final class PoolArena {
 
     /** Checks the chunks' own bookkeeping against their queues; for tests (see {@link ArenaInspection}). */
     boolean checkConsistency() {
-        return ArenaInspection.isConsistent(this);
+        return ArenaInspection.isConsistent(this) && locked(placement::isConsistent);
     }
 }

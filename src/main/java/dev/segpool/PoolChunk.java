@@ -8,7 +8,10 @@ import java.lang.invoke.VarHandle;
 /**
  * One native segment of {@code chunkSize} bytes, aligned to its size, cut into runs of pages.
  *
- * <p>Free runs live in one {@link RunQueue} per run class (lowest offset first). The run map holds,
+ * <p>Free runs live in one {@link RunQueue} per band (run class: the runs from one class's pages up to
+ * the next class's), and a run is cut from the shortest free run that holds it ({@link #allocateRun});
+ * a bit mask of the non-empty bands lets the arena's {@link RunPlacement} choose among its chunks
+ * without looking into each. The run map holds,
  * for each page, the handle of the run that page begins (used or free), ends (free runs only) or
  * belongs to (every page of a subpage's run), and 0 elsewhere; so coalescing finds a freed run's free
  * neighbours in O(1), and {@link #claim} resolves an address to its allocation in O(1).
@@ -38,7 +41,10 @@ final class PoolChunk {
 
     private final long[] runMap;
     private final PoolSubpage[] subpages;
+    /** Free runs by band: {@code freeRuns[b]} holds the runs whose page count's run-class floor is b. */
     private final RunQueue[] freeRuns;
+    /** Bit {@code b} set when {@code freeRuns[b]} is not empty; what the arena's {@link RunPlacement} indexes. */
+    private long bandMask;
     int freePages;
     /** Pages at and above this one were never handed out since the chunk was created: still zero. */
     private int untouchedFrom;
@@ -46,6 +52,9 @@ final class PoolChunk {
     volatile boolean released;
     /** Which pages were free at the last purge scan, and which are purged; null before the first scan. */
     private PurgeMap purges;
+
+    /** Position in the arena's {@link RunPlacement} (its age rank), -1 outside; guarded by the arena lock. */
+    int placementSlot = -1;
 
     // Membership of a PoolChunkList, guarded by the arena lock.
     PoolChunkList list;
@@ -66,6 +75,7 @@ final class PoolChunk {
         this.runMap = new long[chunkPages];
         this.subpages = new PoolSubpage[chunkPages];
         this.freeRuns = new RunQueue[sizeClasses.runClasses()];
+        assert freeRuns.length <= Long.SIZE : "a band mask has one bit per run class";
         for (int i = 0; i < freeRuns.length; i++) {
             freeRuns[i] = new RunQueue();
         }
@@ -76,26 +86,16 @@ final class PoolChunk {
     // ---- runs (arena lock held) ----
 
     /**
-     * The run class queue holding the lowest free run that can hold {@code pages} pages starting at a
-     * multiple of {@code alignPages}, or -1 when there is none. Any run in a queue at or above the
-     * class of {@code pages + alignPages - 1} fits, however it is aligned.
+     * Whether band {@code band} holds a free run of at least {@code span} pages. Only the band that
+     * contains {@code span} needs this check: every run in a higher band is longer.
      */
-    private int fittingQueue(int pages, int alignPages) {
-        int span = pages + alignPages - 1;
-        if (span > freePages) {
-            return -1;
-        }
-        for (int q = sizeClasses.runClassCeiling(span); q < freeRuns.length; q++) {
-            if (!freeRuns[q].isEmpty()) {
-                return q;
-            }
-        }
-        return -1;
+    boolean hasRunInBand(int band, int span) {
+        return freeRuns[band].smallestOfAtLeast(span) != Handle.NONE;
     }
 
-    /** Whether {@link #allocateRun} can cut such a run here. */
-    boolean hasRun(int pages, int alignPages) {
-        return fittingQueue(pages, alignPages) >= 0;
+    /** The bands that hold free runs here, one bit each (bit {@code b}: run class {@code b}). */
+    long bandMask() {
+        return bandMask;
     }
 
     /**
@@ -108,17 +108,29 @@ final class PoolChunk {
 
     /**
      * Cuts a used run of {@code pages} pages whose first page is a multiple of {@code alignPages} and
-     * returns its handle, or {@link Handle#NONE} when no free run is large enough ({@link #hasRun}
-     * says so in advance). The lowest free run of the smallest fitting class is taken; what is left
-     * before and after goes back as free runs.
+     * returns its handle, or {@link Handle#NONE} when no free run is large enough. Best fit: the
+     * shortest free run that holds {@code pages + alignPages - 1} pages (so it fits however it is
+     * aligned), the lowest offset among equals; what is left before and after goes back as free runs.
      */
     long allocateRun(int pages, int alignPages) {
-        int q = fittingQueue(pages, alignPages);
-        if (q < 0) {
+        int span = pages + alignPages - 1;
+        if (span > freePages) {
             return Handle.NONE;
         }
-        long free = freeRuns[q].poll();
-        clearEdges(free);
+        long free = Handle.NONE;
+        int band = sizeClasses.runClassFloor(span);
+        if (sizeClasses.runClassCeiling(span) != band) {
+            free = freeRuns[band].smallestOfAtLeast(span); // this band also holds shorter runs
+        }
+        if (free == Handle.NONE) {
+            long above = bandMask & -(1L << sizeClasses.runClassCeiling(span));
+            if (above == 0) {
+                return Handle.NONE;
+            }
+            band = Long.numberOfTrailingZeros(above);
+            free = freeRuns[band].smallestOfAtLeast(span);
+        }
+        removeFreeRun(free, band);
         int offset = Handle.runOffset(free);
         int total = Handle.runPages(free);
         int start = (offset + alignPages - 1) / alignPages * alignPages;
@@ -195,14 +207,23 @@ final class PoolChunk {
 
     private void insertFreeRun(int offset, int pages) {
         long free = Handle.run(offset, pages, false);
-        freeRuns[sizeClasses.runClassFloor(pages)].offer(free);
+        int band = sizeClasses.runClassFloor(pages);
+        freeRuns[band].offer(free);
+        bandMask |= 1L << band;
         LONGS.setRelease(runMap, offset, free);
         LONGS.setRelease(runMap, offset + pages - 1, free);
     }
 
     private void removeFreeRun(long free) {
-        boolean removed = freeRuns[sizeClasses.runClassFloor(Handle.runPages(free))].remove(free);
+        removeFreeRun(free, sizeClasses.runClassFloor(Handle.runPages(free)));
+    }
+
+    private void removeFreeRun(long free, int band) {
+        boolean removed = freeRuns[band].remove(free);
         assert removed : Handle.toString(free);
+        if (freeRuns[band].isEmpty()) {
+            bandMask &= ~(1L << band);
+        }
         clearEdges(free);
     }
 

@@ -4,9 +4,10 @@ package dev.segpool;
  * Chunks of one arena whose usage lies in one band. The bands overlap (qInit below 25%, q000 1-50%,
  * q025 25-75%, q050 50-100%, q075 75-100%, q100 full), so a chunk near a border does not hop back and
  * forth; a chunk moves up when its usage reaches {@link #maxUsage} and down when it falls below
- * {@link #minUsage}. A chunk with no page in use moves to the arena's list of empty chunks: searched
- * after the chunks in use but before a new chunk is mapped, and released after the decay time (or by
- * {@code trim()}).
+ * {@link #minUsage}. The bands are what metrics and reports show; where a run goes is decided across
+ * all chunks by the arena's {@link RunPlacement}. A chunk with no page in use moves to the arena's
+ * list of empty chunks, from which it is released after the decay time (or by {@code trim()}) unless
+ * a run is placed in it first.
  *
  * <p>Protocol: guarded by the arena lock, like the chunks' links.
  */

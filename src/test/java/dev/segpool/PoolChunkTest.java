@@ -121,6 +121,22 @@ class PoolChunkTest {
     }
 
     @Test
+    void allocateRun_takesTheShortestFreeRunThatFits_notTheLowest() {
+        long a = chunk.allocateRun(3, 1);
+        chunk.allocateRun(1, 1);
+        long c = chunk.allocateRun(2, 1);
+        chunk.allocateRun(1, 1);
+        chunk.freeRun(a);
+        chunk.freeRun(c);
+        assertEquals("...#..#.........", chunk.occupancyMap());
+        assertEquals(4, Handle.runOffset(chunk.allocateRun(2, 1)), "the 2-page hole");
+        assertEquals(0, Handle.runOffset(chunk.allocateRun(2, 1)), "then the 3-page one");
+        assertEquals(2, Handle.runOffset(chunk.allocateRun(1, 1)), "its last page");
+        assertEquals(7, Handle.runOffset(chunk.allocateRun(9, 1)), "9 pages: the tail");
+        assertConsistent();
+    }
+
+    @Test
     void allocateRun_reusesTheLowestFreeOffsetFirst() {
         List<Long> runs = new ArrayList<>();
         for (int i = 0; i < PAGES; i++) {

@@ -6,39 +6,42 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Random;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 class RunQueueTest {
 
     @Test
-    void poll_returnsRunsLowestOffsetFirst_whateverTheInsertionOrder() {
-        Random random = new Random(1);
+    void smallestOfAtLeast_isTheShortestLongEnoughRun_lowestOffsetAmongEquals() {
         RunQueue queue = new RunQueue();
-        List<Long> handles = new ArrayList<>();
-        for (int offset = 0; offset < 200; offset++) {
-            handles.add(Handle.run(offset * 100 % Handle.MAX_RUN_FIELD, 1 + random.nextInt(50), false));
-        }
-        // offsets above 2^14 set the top bit of the handle: the order must be unsigned
-        handles.add(Handle.run(Handle.MAX_RUN_FIELD, 1, false));
-        handles.add(Handle.run(16384, 3, false));
-        Collections.shuffle(handles, random);
-        handles.forEach(queue::offer);
-        assertEquals(handles.size(), queue.size());
-
-        List<Long> polled = new ArrayList<>();
-        while (!queue.isEmpty()) {
-            polled.add(queue.poll());
-        }
-        List<Long> sorted = new ArrayList<>(handles);
-        sorted.sort(Long::compareUnsigned);
-        assertEquals(sorted, polled);
-        assertEquals(Handle.MAX_RUN_FIELD, Handle.runOffset(polled.getLast()));
+        queue.offer(Handle.run(40, 9, false));
+        queue.offer(Handle.run(30, 12, false));
+        queue.offer(Handle.run(20, 9, false));
+        queue.offer(Handle.run(10, 8, false));
+        assertEquals(Handle.run(10, 8, false), queue.smallestOfAtLeast(8));
+        assertEquals(Handle.run(20, 9, false), queue.smallestOfAtLeast(9), "two of 9 pages: the lower one");
+        assertEquals(Handle.run(30, 12, false), queue.smallestOfAtLeast(10));
+        assertEquals(Handle.NONE, queue.smallestOfAtLeast(13));
+        assertEquals(4, queue.size(), "a query takes nothing out");
     }
 
     @Test
-    void remove_takesOutExactlyThatRun_andKeepsTheOrderOfTheRest() {
+    void smallestOfAtLeast_ordersOffsetsUnsigned() {
+        // offsets above 2^14 set the top bit of the handle
+        RunQueue queue = new RunQueue();
+        queue.offer(Handle.run(Handle.MAX_RUN_FIELD, 2, false));
+        queue.offer(Handle.run(16384, 2, false));
+        queue.offer(Handle.run(3, 2, false));
+        assertEquals(Handle.run(3, 2, false), queue.smallestOfAtLeast(1));
+        assertTrue(queue.remove(Handle.run(3, 2, false)));
+        assertEquals(Handle.run(16384, 2, false), queue.smallestOfAtLeast(1));
+    }
+
+    @Test
+    void remove_takesOutExactlyThatRun_andKeepsTheRest() {
         Random random = new Random(2);
         for (int round = 0; round < 50; round++) {
             RunQueue queue = new RunQueue();
@@ -49,17 +52,15 @@ class RunQueueTest {
                 queue.offer(handle);
             }
             Collections.shuffle(handles, random);
-            List<Long> removed = handles.subList(0, handles.size() / 2);
-            for (long handle : removed) {
+            for (long handle : handles.subList(0, handles.size() / 2)) {
                 assertTrue(queue.remove(handle));
             }
-            List<Long> rest = new ArrayList<>(handles.subList(handles.size() / 2, handles.size()));
-            rest.sort(Long::compareUnsigned);
-            List<Long> polled = new ArrayList<>();
-            while (!queue.isEmpty()) {
-                polled.add(queue.poll());
+            Set<Long> rest = new HashSet<>(handles.subList(handles.size() / 2, handles.size()));
+            Set<Long> queued = new HashSet<>();
+            for (int i = 0; i < queue.size(); i++) {
+                queued.add(queue.get(i));
             }
-            assertEquals(rest, polled, "round " + round);
+            assertEquals(rest, queued, "round " + round);
         }
     }
 
@@ -71,8 +72,8 @@ class RunQueueTest {
         assertFalse(queue.remove(Handle.run(4, 3, false)));
         assertFalse(queue.remove(Handle.run(4, 2, true)));
         assertEquals(2, queue.size());
-        assertEquals(Handle.run(1, 1, false), queue.poll());
-        assertEquals(Handle.run(4, 2, false), queue.poll());
+        assertTrue(queue.remove(Handle.run(1, 1, false)));
+        assertTrue(queue.remove(Handle.run(4, 2, false)));
         assertTrue(queue.isEmpty());
         assertFalse(queue.remove(Handle.run(1, 1, false)));
     }
