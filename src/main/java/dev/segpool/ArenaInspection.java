@@ -71,7 +71,7 @@ final class ArenaInspection {
 
     /**
      * Adds to {@code counts} the units handed out and not given back: {@code [0]} live segments and
-     * {@code [1]} their bytes, {@code [2]} units of pooled arenas and {@code [3]} their bytes (at class size).
+     * {@code [1]} their bytes, {@code [2]} units of pooled arenas and {@code [3]} their bytes (as set aside).
      */
     static void countUnits(PoolArena arena, long[] counts) {
         arena.locked(() -> {

@@ -49,14 +49,20 @@ final class PoolArena {
     final List<PoolChunkList> lists = List.of(empty, qInit, q000, q025, q050, q075, q100);
     /** Which chunks have free runs of which length, oldest first: where the next run goes. */
     private final RunPlacement placement;
+    /**
+     * Requests of a class above this size (the largest class thread caches may hold) get runs of the
+     * whole pages they need rather than of their class's pages ({@link SizeClasses#runPagesFor}).
+     */
+    private final long maxCachedSize;
 
     // Guarded by lock (normalUsedBytes also read opaque without it); read by ArenaInspection.
     long normalUsedBytes;
     long normalAllocations;
     long normalDeallocations;
 
-    PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory) {
+    PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory, int maxCachedSize) {
         this.index = index;
+        this.maxCachedSize = maxCachedSize;
         this.placement = new RunPlacement(sizeClasses);
         this.poolName = memory.poolName;
         this.sizeClasses = sizeClasses;
@@ -82,7 +88,9 @@ final class PoolArena {
     /**
      * Allocates one unit of class {@code sizeIndex} (runs aligned to {@code alignPages} pages) and hands
      * it out in {@code state} as a segment of {@code byteSize} bytes, zeroed if {@code zero}. This is the
-     * path of threads without a cache, of classes no cache holds, and of aligned runs.
+     * path of threads without a cache, of classes no cache holds, and of aligned runs. A run of a class
+     * no cache may hold is cut to the whole pages {@code byteSize} needs: it never goes into a cache,
+     * so nothing else needs it to be as long as its class.
      */
     MemorySegment allocate(int sizeIndex, int alignPages, long byteSize, byte state, boolean zero) {
         if (sizeClasses.isSmall(sizeIndex)) {
@@ -106,7 +114,8 @@ final class PoolArena {
         PoolChunk chunk;
         long handle;
         boolean untouched;
-        int pages = sizeClasses.runPages(sizeIndex);
+        int pages = sizeClasses.size(sizeIndex) > maxCachedSize
+                ? sizeClasses.runPagesFor(sizeIndex, byteSize) : sizeClasses.runPages(sizeIndex);
         lock.lock();
         try {
             chunk = chunkWithRun(pages, alignPages);

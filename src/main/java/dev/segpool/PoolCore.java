@@ -51,7 +51,7 @@ final class PoolCore {
         this.registry = memory.registry;
         this.arenas = new PoolArena[settings.arenas()];
         for (int i = 0; i < arenas.length; i++) {
-            arenas[i] = new PoolArena(i, sizeClasses, memory);
+            arenas[i] = new PoolArena(i, sizeClasses, memory, settings.maxCachedSize());
         }
         PoolThreadCache.CacheConfig config = settings.cacheConfig();
         this.caches = new ThreadCaches(this, arenas, config, settings.threadLocalCaches());

@@ -12,8 +12,10 @@ import java.util.List;
  *
  * @param name            the pool's name
  * @param reservedBytes   native memory the pool holds: its chunks and its huge allocations
- * @param activeBytes     memory handed out and not yet freed, counted at size-class size (huge
- *                        allocations at their exact size); thread caches excluded
+ * @param activeBytes     memory handed out and not yet freed, counted at the size set aside for each
+ *                        allocation: its size class; for a class above {@code maxCachedSize}, the
+ *                        whole pages it needs; for a huge allocation, its exact size. Thread caches
+ *                        excluded
  * @param cachedBytes     memory parked in thread caches
  * @param freeBytes       free memory inside chunks (free runs and free subpage elements)
  * @param threadCaches    live thread caches

@@ -12,7 +12,10 @@ public interface SegmentPoolMXBean {
     /** {@return the bytes of native memory the pool holds: chunks and huge allocations} */
     long getReservedBytes();
 
-    /** {@return the bytes handed out and not yet freed, at size-class size; thread caches excluded} */
+    /**
+     * {@return the bytes handed out and not yet freed, at the size set aside for each (its size class, or
+     * its whole pages above {@code maxCachedSize}); thread caches excluded}
+     */
     long getActiveBytes();
 
     /** {@return the bytes parked in thread caches} */

@@ -14,8 +14,10 @@ import java.util.Arrays;
  *
  * <p>Runs of pages are kept in a second, coarser set of classes: the class sizes that are whole
  * multiples of the page size (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, ... pages). A free run sits
- * in the queue of the largest such class that it covers; a request searches from the smallest class
- * that covers it.
+ * in the band of the largest such class that it covers; a request searches from the band that holds
+ * its length. A run of a class that thread caches may hold is as long as its class; a run above
+ * {@code maxCachedSize} is cut to the whole pages its request needs ({@link #runPagesFor}), so a
+ * 600 KiB block takes 75 pages, not the 80 of its 640 KiB class.
  *
  * <p>Immutable; safe to share.
  */
@@ -178,6 +180,19 @@ final class SizeClasses {
     int runPages(int index) {
         assert !isSmall(index);
         return classSize[index] >>> pageShifts;
+    }
+
+    /**
+     * Pages of a run for a request of {@code byteSize} bytes in normal class {@code index} that is cut
+     * to whole pages rather than to its class: the pages {@code byteSize} needs, at least those of the
+     * smallest normal class. Its class, {@link #runSizeIndex} of those pages, is still {@code index}:
+     * the pages lie between the previous class's size and this one's.
+     */
+    int runPagesFor(int index, long byteSize) {
+        int pages = Math.min(runPages(index),
+                Math.max((int) ((byteSize + pageSize - 1) >>> pageShifts), runPages(smallClasses)));
+        assert runSizeIndex(pages) == index : byteSize + " B in class " + index;
+        return pages;
     }
 
     /** The normal class of a run of {@code pages} pages handed out whole. */

@@ -28,6 +28,25 @@ class AllocationTest {
         assertEquals(m.reservedBytes(), m.activeBytes() + m.cachedBytes() + m.freeBytes(), m.toString());
     }
 
+    @Test
+    void aRunAboveMaxCachedSize_takesTheWholePagesItNeeds_oneACacheMayHold_itsClass() {
+        long request = 80 * 1024 + 1; // class 96 KiB (12 pages of 8 KiB); 11 pages hold it
+        for (int maxCachedSize : new int[] {32 * 1024, 128 * 1024}) {
+            try (SegmentPool pool = SegmentPool.builder().arenas(1).threadLocalCaches(false)
+                    .maxCachedSize(maxCachedSize).build()) {
+                MemorySegment segment = pool.allocate(request);
+                assertEquals(request, segment.byteSize());
+                PoolMetrics m = pool.metrics();
+                assertEquals(maxCachedSize < 96 * 1024 ? 11 * 8192 : 96 * 1024, m.activeBytes(),
+                        "maxCachedSize " + maxCachedSize);
+                assertReservedIsActivePlusCachedPlusFree(m);
+                pool.free(segment);
+                assertEquals(0, pool.metrics().activeBytes());
+                assertTrue(pool.arenas()[0].checkConsistency());
+            }
+        }
+    }
+
     @ParameterizedTest(name = "pageSize {0}")
     @ValueSource(ints = {4096, 8192})
     void everyClassBoundary_sizeMinusOneSizeAndPlusOne_getsExactSizeAndItsClass(int pageSize) {
@@ -45,7 +64,10 @@ class AllocationTest {
                     assertEquals(0, segment.address() % 16, "every class honours 16 bytes");
                     Patterns.fill(segment, ++id);
                     PoolMetrics after = pool.metrics();
-                    long expected = size > chunkSize ? size : classes.size(classes.sizeIndex(size));
+                    long classBytes = classes.size(classes.sizeIndex(Math.min(size, chunkSize)));
+                    // classes above maxCachedSize (32 KiB) get runs of the whole pages they need
+                    long expected = size > chunkSize ? size
+                            : classBytes > 32 * 1024 ? (size + pageSize - 1) / pageSize * pageSize : classBytes;
                     assertEquals(expected, after.activeBytes() - activeBefore, "size " + size);
                     if (size > chunkSize) {
                         assertEquals(size, after.reservedBytes() - reservedBefore, "huge counted exactly");

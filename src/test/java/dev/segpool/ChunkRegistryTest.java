@@ -13,7 +13,7 @@ class ChunkRegistryTest {
     private static final int CHUNK_SIZE = 65536;
 
     private final NativeMemory memory = new NativeMemory("registry-test", CHUNK_SIZE, Long.MAX_VALUE, false, new Lifecycle());
-    private final PoolArena arena = new PoolArena(0, new SizeClasses(4096, CHUNK_SIZE), memory);
+    private final PoolArena arena = new PoolArena(0, new SizeClasses(4096, CHUNK_SIZE), memory, 0);
 
     /** A chunk object at a made-up chunk-aligned address; the registry only reads its base. */
     private PoolChunk chunkAt(long key) {

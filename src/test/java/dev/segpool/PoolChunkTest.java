@@ -17,7 +17,7 @@ class PoolChunkTest {
     private static final int PAGES = 16;
 
     private final NativeMemory memory = new NativeMemory("chunk-test", PAGE * PAGES, Long.MAX_VALUE, false, new Lifecycle());
-    private final PoolArena arena = new PoolArena(0, new SizeClasses(PAGE, PAGE * PAGES), memory);
+    private final PoolArena arena = new PoolArena(0, new SizeClasses(PAGE, PAGE * PAGES), memory, 0);
     private final PoolChunk chunk = memory.allocateChunk(arena);
 
     @AfterEach

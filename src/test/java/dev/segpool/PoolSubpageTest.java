@@ -20,7 +20,7 @@ class PoolSubpageTest {
 
     private final SizeClasses sizeClasses = new SizeClasses(PAGE, CHUNK);
     private final NativeMemory memory = new NativeMemory("subpage-test", CHUNK, Long.MAX_VALUE, false, new Lifecycle());
-    private final PoolArena arena = new PoolArena(0, sizeClasses, memory);
+    private final PoolArena arena = new PoolArena(0, sizeClasses, memory, 0);
 
     @AfterEach
     void release() {

@@ -22,7 +22,7 @@ class RunPlacementTest {
     private final SizeClasses sizeClasses = new SizeClasses(PAGE, PAGE * PAGES);
     private final NativeMemory memory = new NativeMemory("placement-test", PAGE * PAGES, Long.MAX_VALUE, false,
             new Lifecycle());
-    private final PoolArena arena = new PoolArena(0, sizeClasses, memory);
+    private final PoolArena arena = new PoolArena(0, sizeClasses, memory, 0);
     private final RunPlacement placement = new RunPlacement(sizeClasses);
 
     @AfterEach

@@ -27,6 +27,8 @@ class SegmentPoolProperties {
     private static final int PAGE = 4096;
     private static final int CHUNK = 65536;
     private static final List<Integer> CLASS_SIZES = SizeClassesTest.expectedClassSizes(CHUNK);
+    /** The default {@code maxCachedSize}: classes above it are cut to whole pages. */
+    private static final int MAX_CACHED_SIZE = 32 * 1024;
 
     sealed interface Action permits Allocate, Free, DoubleFree, InteriorFree, ForeignFree, TrimPool, TrimCache {}
 
@@ -52,10 +54,20 @@ class SegmentPoolProperties {
 
     // ---- the reference for what an allocation costs ----
 
-    /** Bytes counted in activeBytes for a request: its class size, or the exact size when it is huge. */
+    /**
+     * Bytes counted in activeBytes for a request: its class size; for a class above the largest one
+     * thread caches may hold, only the whole pages the request needs (at least the 4 of the smallest
+     * run class); the exact size when it is huge.
+     */
     static long accountedBytes(long byteSize, long byteAlignment) {
         long classSize = classFor(byteSize, byteAlignment);
-        return classSize < 0 ? byteSize : classSize;
+        if (classSize < 0) {
+            return byteSize;
+        }
+        if (classSize > MAX_CACHED_SIZE) {
+            return Math.max((byteSize + PAGE - 1) / PAGE, 4) * PAGE;
+        }
+        return classSize;
     }
 
     /** The smallest class that can honour the request, or -1 when it must be a huge allocation. */
