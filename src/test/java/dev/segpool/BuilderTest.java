@@ -77,6 +77,12 @@ class BuilderTest {
         assertRejected("cacheTrimInterval", interval, b -> b.cacheTrimInterval(interval));
     }
 
+    @ParameterizedTest(name = "maxCachedBytesPerThread({0})")
+    @ValueSource(longs = {-1, -4096, Long.MIN_VALUE})
+    void maxCachedBytesPerThread_negative_isRejectedByName(long bytes) {
+        assertRejected("maxCachedBytesPerThread", bytes, b -> b.maxCachedBytesPerThread(bytes));
+    }
+
     @ParameterizedTest(name = "maxMemory({0})")
     @ValueSource(longs = {0, -1, 32767, Long.MIN_VALUE})
     void maxMemory_belowTheSmallestChunk_isRejectedByName(long bytes) {
