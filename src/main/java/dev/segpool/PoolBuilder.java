@@ -30,7 +30,9 @@ final class PoolBuilder implements SegmentPool.Builder {
     static final long DEFAULT_MAX_CACHED_BYTES_PER_THREAD = 4 << 20;
     private long maxCachedBytesPerThread = DEFAULT_MAX_CACHED_BYTES_PER_THREAD;
     private long maxMemory = Long.MAX_VALUE;
-    private Duration decay = Duration.ofSeconds(10);
+    /** See {@link SegmentPool.Builder#decay}; chosen by measurement (docs/DESIGN.md). */
+    static final Duration DEFAULT_DECAY = Duration.ofSeconds(1);
+    private Duration decay = DEFAULT_DECAY;
     private boolean jmx;
     private boolean threadLocalCaches = true;
     private LeakDetection leakDetection;

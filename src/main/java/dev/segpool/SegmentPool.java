@@ -419,7 +419,9 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         Builder maxMemory(long bytes);
 
         /**
-         * How long free memory is kept before it goes back to the OS; default 10 seconds.
+         * How long free memory is kept before it goes back to the OS; default 1 second: an empty chunk
+         * is released, and (with native access) a page that stayed free is purged, about that long
+         * after it became free, also when the application makes no calls.
          *
          * @param decay 0 to 1 day
          * @return this builder

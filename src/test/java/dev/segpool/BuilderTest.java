@@ -157,6 +157,8 @@ class BuilderTest {
             assertEquals(8192, pool.sizeClasses().pageSize);
             assertEquals(4 << 20, pool.sizeClasses().chunkSize);
             assertEquals(2 * Runtime.getRuntime().availableProcessors(), pool.arenas().length);
+            assertEquals(Duration.ofSeconds(1), pool.decay());
+            assertEquals(4L << 20, ((PoolBuilder) SegmentPool.builder()).settings().maxCachedBytesPerThread());
             assertTrue(pool.name().startsWith("segpool-"), pool.name());
             assertTrue(pool.dumpStats().contains("SegmentPool '" + pool.name() + "'"));
         }
