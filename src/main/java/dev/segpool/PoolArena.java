@@ -47,8 +47,15 @@ final class PoolArena {
     final PoolChunkList q100 = new PoolChunkList("q100", 100, Integer.MAX_VALUE);
     /** Lists in usage order, for reports. */
     final List<PoolChunkList> lists = List.of(empty, qInit, q000, q025, q050, q075, q100);
-    /** Which chunks have free runs of which length, oldest first: where the next run goes. */
-    private final RunPlacement placement;
+    /**
+     * Where the next run goes, chosen across the arena's chunks ({@link RunPlacement}), with chunks
+     * kept apart by what they hold: the units a thread cache may hold (subpages and runs of classes up
+     * to {@link #maxCachedSize}) in {@link #cacheableChunks}, larger runs in {@link #largeRunChunks}.
+     * A thread that goes idle keeps the units in its cache (only the owner may touch them); apart, they
+     * pin a few small-unit chunks instead of many chunks of large runs, which can then be released.
+     */
+    private final RunPlacement cacheableChunks;
+    private final RunPlacement largeRunChunks;
     /**
      * Requests of a class above this size (the largest class thread caches may hold) get runs of the
      * whole pages they need rather than of their class's pages ({@link SizeClasses#runPagesFor}).
@@ -63,7 +70,8 @@ final class PoolArena {
     PoolArena(int index, SizeClasses sizeClasses, NativeMemory memory, int maxCachedSize) {
         this.index = index;
         this.maxCachedSize = maxCachedSize;
-        this.placement = new RunPlacement(sizeClasses);
+        this.cacheableChunks = new RunPlacement(sizeClasses);
+        this.largeRunChunks = new RunPlacement(sizeClasses);
         this.poolName = memory.poolName;
         this.sizeClasses = sizeClasses;
         this.memory = memory;
@@ -114,11 +122,11 @@ final class PoolArena {
         PoolChunk chunk;
         long handle;
         boolean untouched;
-        int pages = sizeClasses.size(sizeIndex) > maxCachedSize
-                ? sizeClasses.runPagesFor(sizeIndex, byteSize) : sizeClasses.runPages(sizeIndex);
+        boolean large = sizeClasses.size(sizeIndex) > maxCachedSize;
+        int pages = large ? sizeClasses.runPagesFor(sizeIndex, byteSize) : sizeClasses.runPages(sizeIndex);
         lock.lock();
         try {
-            chunk = chunkWithRun(pages, alignPages);
+            chunk = chunkWithRun(pages, alignPages, large ? largeRunChunks : cacheableChunks);
             int untouchedFrom = chunk.untouchedFrom();
             handle = allocateNormalLocked(chunk, pages, alignPages);
             untouched = Handle.runOffset(handle) >= untouchedFrom;
@@ -143,7 +151,7 @@ final class PoolArena {
             lock.lock();
             try {
                 int pages = sizeClasses.runPages(sizeIndex);
-                PoolChunk chunk = chunkWithRun(pages, 1);
+                PoolChunk chunk = chunkWithRun(pages, 1, cacheableChunks);
                 chunks[from] = chunk;
                 handles[from] = allocateNormalLocked(chunk, pages, 1);
                 return 1;
@@ -184,7 +192,7 @@ final class PoolArena {
         lock.lock();
         try {
             int pages = sizeClasses.subpageRunPages(list.sizeIndex);
-            PoolChunk chunk = chunkWithRun(pages, 1);
+            PoolChunk chunk = chunkWithRun(pages, 1, cacheableChunks);
             subpage = chunk.newSubpage(allocateRunLocked(chunk, pages, 1), list.sizeIndex);
         } finally {
             lock.unlock();
@@ -207,22 +215,28 @@ final class PoolArena {
         long before = chunk.bandMask();
         long handle = chunk.allocateRun(pages, alignPages);
         assert handle != Handle.NONE;
-        placement.update(chunk, before);
+        chunk.placement.update(chunk, before);
         placeAfterAllocation(chunk);
         return handle;
     }
 
     /**
-     * The chunk with the best fit for {@code pages} pages aligned to {@code alignPages} across all of
-     * the arena's chunks ({@link RunPlacement}), or a new chunk (listed in qInit). Arena lock held.
+     * The chunk of {@code placement}'s kind with the best fit for {@code pages} pages aligned to
+     * {@code alignPages}; else an empty chunk of the other kind, which changes kind; else a new chunk
+     * (listed in qInit). Arena lock held.
      */
-    private PoolChunk chunkWithRun(int pages, int alignPages) {
+    private PoolChunk chunkWithRun(int pages, int alignPages, RunPlacement placement) {
         PoolChunk chunk = placement.bestFit(pages + alignPages - 1);
         if (chunk != null) {
             return chunk;
         }
-        chunk = memory.allocateChunk(this);
-        qInit.add(chunk);
+        chunk = empty.head(); // an empty chunk of this kind would have been the fit: it is of the other
+        if (chunk != null) {
+            chunk.placement.remove(chunk);
+        } else {
+            chunk = memory.allocateChunk(this);
+            qInit.add(chunk);
+        }
         placement.add(chunk);
         return chunk;
     }
@@ -331,7 +345,7 @@ final class PoolArena {
         try {
             long before = subpage.chunk.bandMask();
             subpage.chunk.freeSubpage(subpage);
-            placement.update(subpage.chunk, before);
+            subpage.chunk.placement.update(subpage.chunk, before);
             placeAfterFree(subpage.chunk);
         } finally {
             lock.unlock();
@@ -358,7 +372,7 @@ final class PoolArena {
     private void freeRunLocked(PoolChunk chunk, long handle) {
         long before = chunk.bandMask();
         chunk.freeRun(handle);
-        placement.update(chunk, before);
+        chunk.placement.update(chunk, before);
         NORMAL_USED.setOpaque(this, normalUsedBytes - ((long) Handle.runPages(handle) << sizeClasses.pageShifts));
         normalDeallocations++;
         placeAfterFree(chunk);
@@ -400,7 +414,7 @@ final class PoolArena {
                 chunk.emptySinceNanos = stamped(chunk.emptySinceNanos, nowNanos);
                 if (emptyBefore(chunk.emptySinceNanos, emptyBeforeNanos)) {
                     empty.remove(chunk);
-                    placement.remove(chunk);
+                    chunk.placement.remove(chunk);
                     taken.add(chunk);
                 }
                 chunk = next;
@@ -483,6 +497,6 @@ final class PoolArena {
 
     /** Checks the chunks' own bookkeeping against their queues; for tests (see {@link ArenaInspection}). */
     boolean checkConsistency() {
-        return ArenaInspection.isConsistent(this) && locked(placement::isConsistent);
+        return ArenaInspection.isConsistent(this) && locked(() -> cacheableChunks.isConsistent() && largeRunChunks.isConsistent());
     }
 }

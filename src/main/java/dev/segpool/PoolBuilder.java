@@ -26,8 +26,13 @@ final class PoolBuilder implements SegmentPool.Builder {
     private int normalCacheSize = 64;
     private int maxCachedSize = 32 * 1024;
     private int cacheTrimInterval = 8192;
+    /** See {@link SegmentPool.Builder#maxCachedBytesPerThread}; chosen by measurement (docs/DESIGN.md). */
+    static final long DEFAULT_MAX_CACHED_BYTES_PER_THREAD = 4 << 20;
+    private long maxCachedBytesPerThread = DEFAULT_MAX_CACHED_BYTES_PER_THREAD;
     private long maxMemory = Long.MAX_VALUE;
-    private Duration decay = Duration.ofSeconds(10);
+    /** See {@link SegmentPool.Builder#decay}; chosen by measurement (docs/DESIGN.md). */
+    static final Duration DEFAULT_DECAY = Duration.ofSeconds(1);
+    private Duration decay = DEFAULT_DECAY;
     private boolean jmx;
     private boolean threadLocalCaches = true;
     private LeakDetection leakDetection;
@@ -106,6 +111,15 @@ final class PoolBuilder implements SegmentPool.Builder {
     }
 
     @Override
+    public PoolBuilder maxCachedBytesPerThread(long bytes) {
+        if (bytes < 0) {
+            throw Errors.badSetting("maxCachedBytesPerThread", bytes, "at least 0");
+        }
+        this.maxCachedBytesPerThread = bytes;
+        return this;
+    }
+
+    @Override
     public PoolBuilder maxMemory(long bytes) {
         if (bytes < MIN_PAGE_SIZE * MIN_CHUNK_PAGES) {
             throw Errors.badSetting("maxMemory", bytes, "at least one chunk (chunkSize bytes)");
@@ -174,7 +188,8 @@ final class PoolBuilder implements SegmentPool.Builder {
         }
         return new PoolSettings(name != null ? name : "segpool-" + POOL_IDS.incrementAndGet(),
                 arenas > 0 ? arenas : defaultArenas(maxMemory, chunkSize), pageSize, chunkSize, smallCacheSize,
-                normalCacheSize, maxCachedSize, cacheTrimInterval, maxMemory, decay, jmx, threadLocalCaches,
+                normalCacheSize, maxCachedSize, cacheTrimInterval, maxCachedBytesPerThread, maxMemory, decay, jmx,
+                threadLocalCaches,
                 leakDetection != null ? leakDetection : LeakDetection.fromSystemProperty(), ticker, scheduler);
     }
 

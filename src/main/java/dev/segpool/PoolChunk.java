@@ -53,7 +53,9 @@ final class PoolChunk {
     /** Which pages were free at the last purge scan, and which are purged; null before the first scan. */
     private PurgeMap purges;
 
-    /** Position in the arena's {@link RunPlacement} (its age rank), -1 outside; guarded by the arena lock. */
+    /** The arena's {@link RunPlacement} this chunk is in (one per kind of run), null outside; arena lock. */
+    RunPlacement placement;
+    /** Position in {@link #placement} (its age rank), -1 outside; guarded by the arena lock. */
     int placementSlot = -1;
 
     // Membership of a PoolChunkList, guarded by the arena lock.

@@ -9,11 +9,13 @@ import java.util.function.LongSupplier;
  * decay's time and timer, replaced by tests that advance time by hand.
  */
 record PoolSettings(String name, int arenas, int pageSize, int chunkSize, int smallCacheSize, int normalCacheSize,
-                    int maxCachedSize, int cacheTrimInterval, long maxMemory, Duration decay, boolean jmx,
+                    int maxCachedSize, int cacheTrimInterval, long maxCachedBytesPerThread, long maxMemory,
+                    Duration decay, boolean jmx,
                     boolean threadLocalCaches, LeakDetection leakDetection, LongSupplier ticker,
                     Decay.Scheduler scheduler) {
 
     PoolThreadCache.CacheConfig cacheConfig() {
-        return new PoolThreadCache.CacheConfig(smallCacheSize, normalCacheSize, maxCachedSize, cacheTrimInterval);
+        return new PoolThreadCache.CacheConfig(smallCacheSize, normalCacheSize, maxCachedSize, cacheTrimInterval,
+                maxCachedBytesPerThread);
     }
 }

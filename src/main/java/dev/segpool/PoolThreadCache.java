@@ -25,6 +25,14 @@ import java.util.Arrays;
  * batch starts at one unit and doubles at each miss (up to {@link Stack#maxRefill}), so a short task
  * does not take and give back units it never uses. Every {@code trimInterval} allocations, the entries
  * that no allocation reached since the last trim (below the stack's low-water mark) go back.
+ *
+ * <p>Byte budget: each stack may hold {@link Stack#capacity} entries, and the capacities of all stacks,
+ * in bytes, add up to at most {@code maxCachedBytes} ({@link #grantedBytes}), so the cache never holds
+ * more than that whatever its thread frees. The fast paths only compare a stack's size with its
+ * capacity, as they always did; capacities change on the rare paths alone: a new stack gets one
+ * refill's worth, a full stack doubles while the budget allows ({@link #pushSlow}) and otherwise gives
+ * its older half back, and the periodic trim and {@link #flush} lower capacities that went unused back
+ * to that first grant, which returns their bytes to the budget.
  */
 final class PoolThreadCache {
     private static final VarHandle RELEASED;
@@ -44,7 +52,13 @@ final class PoolThreadCache {
     static final class Stack {
         final int sizeIndex;
         final int elementSize;
-        final int capacity;
+        /**
+         * Entries the stack may hold now: at most its arrays' length, and within the cache's byte
+         * budget (see {@link PoolThreadCache#grantedBytes}). Changed on the rare paths only.
+         */
+        int capacity;
+        /** The capacity a stack starts with and trims return to: one refill's worth, at least one entry. */
+        final int baseCapacity;
         final int maxRefill;
         final PoolChunk[] chunks;
         final long[] handles;
@@ -54,14 +68,15 @@ final class PoolThreadCache {
         /** Units the next refill takes. */
         int refill;
 
-        Stack(int sizeIndex, int elementSize, int capacity, int maxRefill, int firstRefill) {
+        /** A stack of {@code maxCapacity} entries at most, with no capacity granted yet. */
+        Stack(int sizeIndex, int elementSize, int maxCapacity, int maxRefill, int firstRefill) {
             this.sizeIndex = sizeIndex;
             this.elementSize = elementSize;
-            this.capacity = capacity;
+            this.baseCapacity = Math.min(maxCapacity, Math.max(1, maxRefill));
             this.maxRefill = maxRefill;
             this.refill = firstRefill;
-            this.chunks = new PoolChunk[capacity];
-            this.handles = new long[capacity];
+            this.chunks = new PoolChunk[maxCapacity];
+            this.handles = new long[maxCapacity];
         }
     }
 
@@ -92,6 +107,11 @@ final class PoolThreadCache {
      */
     Thread owner;
     private final Stack[] stacks;
+    /**
+     * The bytes the stacks' capacities add up to ({@code capacity * elementSize} over all stacks),
+     * never above {@link CacheConfig#maxCachedBytes}. Owner only.
+     */
+    private long grantedBytes;
     /** Allocations left until the next periodic trim. */
     private int untilTrim;
     /** Set once, by compare-and-set, by whichever of the scope's end, the Cleaner or the decay task comes first. */
@@ -120,10 +140,11 @@ final class PoolThreadCache {
         Arrays.fill(stacks, NONE);
     }
 
-    /** The cache settings of a pool. */
-    record CacheConfig(int smallCacheSize, int normalCacheSize, int maxCachedSize, int trimInterval) {
+    /** The cache settings of a pool; {@code maxCachedBytes} bounds what one cache holds, in bytes. */
+    record CacheConfig(int smallCacheSize, int normalCacheSize, int maxCachedSize, int trimInterval,
+                       long maxCachedBytes) {
         boolean enabled() {
-            return (smallCacheSize > 0 || normalCacheSize > 0) && maxCachedSize > 0;
+            return (smallCacheSize > 0 || normalCacheSize > 0) && maxCachedSize > 0 && maxCachedBytes > 0;
         }
     }
 
@@ -170,7 +191,8 @@ final class PoolThreadCache {
 
     /**
      * Makes {@link #pop} of class {@code sizeIndex} possible: makes the stack on first use and refills
-     * it from the arena when empty. False when this cache does not hold the class.
+     * it from the arena when empty. False when this cache does not hold the class, or has no room in
+     * its byte budget for it now (the caller then takes the arena's path).
      */
     boolean prepare(int sizeIndex) {
         Stack stack = stack(sizeIndex);
@@ -178,28 +200,98 @@ final class PoolThreadCache {
             return false;
         }
         if (stack.size == 0) {
+            if (stack.capacity == 0 && !makeRoom(stack, stack.baseCapacity, true)) {
+                return false;
+            }
             refill(stack);
         }
         return true;
     }
 
     private void refill(Stack stack) {
-        int n = arena.fill(stack.sizeIndex, stack.chunks, stack.handles, 0, stack.refill);
+        int n = arena.fill(stack.sizeIndex, stack.chunks, stack.handles, 0, Math.min(stack.refill, stack.capacity));
         stack.size = n;
         stack.lowWater = 0;
         stack.refill = Math.min(stack.maxRefill, stack.refill << 1);
         misses++;
     }
 
+    /**
+     * A push onto a full stack (or a stack not made yet): doubles its capacity while the byte budget
+     * allows, else gives its older half back to the arenas. False, and nothing kept, when this cache
+     * does not hold the class, or its budget cannot hold one unit of it.
+     */
     private boolean pushSlow(PoolChunk chunk, long handle, int sizeIndex) {
         Stack stack = stack(sizeIndex);
         if (stack == null) {
             return false;
         }
-        if (stack.size == stack.capacity) {
+        if (stack.size == stack.capacity && !makeRoom(stack, Math.max(1, stack.capacity), stack.size == 0)) {
+            if (stack.capacity == 0) {
+                return false; // not one entry of this class fits the budget
+            }
             giveBack(stack, (stack.capacity + 1) >>> 1); // at least one, so a stack of one has room
         }
         return push(chunk, handle, sizeIndex);
+    }
+
+    /**
+     * Raises {@code stack}'s capacity by up to {@code entries} within the byte budget. When the budget
+     * is short, the capacity other stacks do not use goes back to it first; then, if {@code evict} (the
+     * stack holds nothing), the fullest stack gives back its older half. Returns whether it rose.
+     */
+    private boolean makeRoom(Stack stack, int entries, boolean evict) {
+        if (grant(stack, entries)) {
+            return true;
+        }
+        Stack fullest = null;
+        for (Stack other : stacks) {
+            if (other != NONE) {
+                shrinkTo(other, other.size);
+                if (other != stack && (fullest == null
+                        || (long) other.size * other.elementSize > (long) fullest.size * fullest.elementSize)) {
+                    fullest = other;
+                }
+            }
+        }
+        if (grant(stack, entries)) {
+            return true;
+        }
+        if (!evict || fullest == null || fullest.size == 0) {
+            return false;
+        }
+        giveBack(fullest, (fullest.size + 1) >>> 1);
+        shrinkTo(fullest, fullest.size);
+        return grant(stack, entries);
+    }
+
+    /**
+     * Raises {@code stack}'s capacity by up to {@code entries}, as far as its arrays and the byte
+     * budget allow; returns whether it rose.
+     */
+    private boolean grant(Stack stack, int entries) {
+        long room = (config.maxCachedBytes() - grantedBytes) / stack.elementSize;
+        int granted = (int) Math.min(Math.min(entries, room), stack.chunks.length - stack.capacity);
+        if (granted <= 0) {
+            return false;
+        }
+        stack.capacity += granted;
+        grantedBytes += (long) granted * stack.elementSize;
+        return true;
+    }
+
+    /** Lowers {@code stack}'s capacity to its first grant, or to its size if it holds more. */
+    private void shrinkToBase(Stack stack) {
+        shrinkTo(stack, Math.max(stack.baseCapacity, stack.size));
+    }
+
+    /** Lowers {@code stack}'s capacity to {@code capacity} (at least its size), giving the bytes back to the budget. */
+    private void shrinkTo(Stack stack, int capacity) {
+        assert capacity >= stack.size;
+        if (capacity < stack.capacity) {
+            grantedBytes -= (long) (stack.capacity - capacity) * stack.elementSize;
+            stack.capacity = capacity;
+        }
     }
 
     /** The stack of class {@code sizeIndex}, made on first use; null when the class is not cached. */
@@ -219,6 +311,7 @@ final class PoolThreadCache {
         }
         int maxRefill = small ? Math.max(1, Math.min(capacity / 2, Math.min(MAX_REFILL, REFILL_BYTES / size))) : 1;
         stack = new Stack(sizeIndex, size, capacity, maxRefill, firstRefill(maxRefill));
+        grant(stack, stack.baseCapacity);
         stacks[sizeIndex] = stack;
         return stack;
     }
@@ -231,7 +324,7 @@ final class PoolThreadCache {
         return adaptiveRefill ? 1 : maxRefill;
     }
 
-    /** Gives back the entries that went unused since the last trim. */
+    /** Gives back the entries that went unused since the last trim, and the budget of capacity beyond a first grant. */
     void trimIdleEntries() {
         untilTrim = config.trimInterval();
         trims++;
@@ -239,6 +332,7 @@ final class PoolThreadCache {
             if (stack != NONE) {
                 giveBack(stack, stack.lowWater);
                 stack.lowWater = stack.size;
+                shrinkToBase(stack);
             }
         }
     }
@@ -252,6 +346,9 @@ final class PoolThreadCache {
                 giveBack(stack, stack.size);
                 stack.lowWater = 0;
                 stack.refill = firstRefill(stack.maxRefill);
+            }
+            if (stack != NONE) {
+                shrinkToBase(stack);
             }
         }
         return any;

@@ -51,6 +51,7 @@ final class RunPlacement {
                 bits[b] = Arrays.copyOf(bits[b], chunks.length >>> 6);
             }
         }
+        chunk.placement = this;
         chunk.placementSlot = size;
         chunks[size++] = chunk;
         update(chunk, 0L);
@@ -62,6 +63,7 @@ final class RunPlacement {
         assert chunks[slot] == chunk;
         System.arraycopy(chunks, slot + 1, chunks, slot, size - slot - 1);
         chunks[--size] = null;
+        chunk.placement = null;
         chunk.placementSlot = -1;
         for (long[] bandBits : bits) {
             Arrays.fill(bandBits, 0L);
@@ -123,7 +125,7 @@ final class RunPlacement {
     /** Whether the bitmaps agree with the chunks' band masks; for tests. */
     boolean isConsistent() {
         for (int i = 0; i < size; i++) {
-            if (chunks[i].placementSlot != i) {
+            if (chunks[i].placementSlot != i || chunks[i].placement != this) {
                 return false;
             }
             for (int b = 0; b < bands; b++) {

@@ -398,6 +398,18 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         Builder cacheTrimInterval(int allocations);
 
         /**
+         * Most bytes one thread cache may hold (each platform thread's, and each task's under
+         * {@link SegmentPool#runWithThreadCache}), whatever its thread frees; default 4 MiB. Within
+         * it, a class's stack grows while its thread frees more of it than it allocates, and gives
+         * its older half back to the arenas once the budget is used up; entries that go unused are
+         * given back by the periodic trim. 0 turns thread caches off.
+         *
+         * @param bytes at least 0
+         * @return this builder
+         */
+        Builder maxCachedBytesPerThread(long bytes);
+
+        /**
          * Hard limit on the native memory the pool reserves (chunks and huge allocations); default
          * none. An allocation that would cross it throws {@link MemoryLimitExceededException}.
          *
@@ -407,7 +419,9 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
         Builder maxMemory(long bytes);
 
         /**
-         * How long free memory is kept before it goes back to the OS; default 10 seconds.
+         * How long free memory is kept before it goes back to the OS; default 1 second: an empty chunk
+         * is released, and (with native access) a page that stayed free is purged, about that long
+         * after it became free, also when the application makes no calls.
          *
          * @param decay 0 to 1 day
          * @return this builder

@@ -77,6 +77,12 @@ class BuilderTest {
         assertRejected("cacheTrimInterval", interval, b -> b.cacheTrimInterval(interval));
     }
 
+    @ParameterizedTest(name = "maxCachedBytesPerThread({0})")
+    @ValueSource(longs = {-1, -4096, Long.MIN_VALUE})
+    void maxCachedBytesPerThread_negative_isRejectedByName(long bytes) {
+        assertRejected("maxCachedBytesPerThread", bytes, b -> b.maxCachedBytesPerThread(bytes));
+    }
+
     @ParameterizedTest(name = "maxMemory({0})")
     @ValueSource(longs = {0, -1, 32767, Long.MIN_VALUE})
     void maxMemory_belowTheSmallestChunk_isRejectedByName(long bytes) {
@@ -151,6 +157,8 @@ class BuilderTest {
             assertEquals(8192, pool.sizeClasses().pageSize);
             assertEquals(4 << 20, pool.sizeClasses().chunkSize);
             assertEquals(2 * Runtime.getRuntime().availableProcessors(), pool.arenas().length);
+            assertEquals(Duration.ofSeconds(1), pool.decay());
+            assertEquals(4L << 20, ((PoolBuilder) SegmentPool.builder()).settings().maxCachedBytesPerThread());
             assertTrue(pool.name().startsWith("segpool-"), pool.name());
             assertTrue(pool.dumpStats().contains("SegmentPool '" + pool.name() + "'"));
         }

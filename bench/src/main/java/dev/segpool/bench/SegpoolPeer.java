@@ -11,7 +11,7 @@ import java.time.Duration;
  */
 final class SegpoolPeer extends Peer {
     /** The decay of a pool built with default settings, as {@code SegmentPool.Builder.decay} documents it. */
-    static final Duration DEFAULT_DECAY = Duration.ofSeconds(10);
+    static final Duration DEFAULT_DECAY = Duration.ofSeconds(1);
 
     private final SegmentPool pool;
     /** Whether {@link #runTask} binds a scoped cache ({@code runWithThreadCache}) for the task. */
