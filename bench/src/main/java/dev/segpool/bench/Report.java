@@ -247,18 +247,25 @@ final class Report {
         static String footprint(List<String> peers, List<List<Sample>> lines) {
             long maxOps = 1;
             long maxIdleMillis = 1;
-            long maxBytes = 1;
-            for (List<Sample> samples : lines) {
+            long[] peerMax = new long[lines.size()];
+            for (int p = 0; p < lines.size(); p++) {
+                List<Sample> samples = lines.get(p);
                 long drainedAt = drainedAt(samples);
                 for (Sample s : samples) {
                     maxOps = Math.max(maxOps, s.ops);
                     if (s.phase.equals("idle")) {
                         maxIdleMillis = Math.max(maxIdleMillis, s.millis - drainedAt);
                     }
-                    maxBytes = Math.max(maxBytes, Math.max(s.live, Math.max(s.reserved, s.rss)));
+                    peerMax[p] = Math.max(peerMax[p], Math.max(s.live, Math.max(s.reserved, s.rss)));
                 }
             }
-            Axes axes = new Axes(maxOps, Math.ceil(maxIdleMillis / 1000.0), niceCeiling(Workload.mib(maxBytes)));
+            // an allocator far above the others would flatten them: the axis stops above the second
+            // highest, and lines above it are clipped at the top, with a note
+            long[] sorted = peerMax.clone();
+            java.util.Arrays.sort(sorted);
+            long maxBytes = Math.max(1, sorted.length > 1 && sorted[sorted.length - 1] > 2 * sorted[sorted.length - 2]
+                    ? sorted[sorted.length - 2] : sorted.length > 0 ? sorted[sorted.length - 1] : 1);
+            Axes axes = new Axes(maxOps, Math.ceil(maxIdleMillis / 1000.0), niceCeiling(Workload.mib(maxBytes) * 1.05));
             int height = TOP + 2 * PANEL_HEIGHT + GAP + BOTTOM;
             StringBuilder svg = new StringBuilder();
             svg.append(String.format(Locale.ROOT,
@@ -295,6 +302,14 @@ final class Report {
             }
             svg.append(String.format(Locale.ROOT, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#999\" stroke-width=\"2\" stroke-dasharray=\"2 3\"/>%n", x, y, x + 24, y));
             svg.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\">live bytes</text>%n", x + 30, y + 4));
+            for (int p = 0; p < peers.size(); p++) {
+                if (Workload.mib(peerMax[p]) > axes.maxMib()) {
+                    y += 22;
+                    svg.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" font-size=\"11\">%s: off the chart,</text>%n", x, y, peers.get(p)));
+                    y += 14;
+                    svg.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" font-size=\"11\">up to %.0f MiB</text>%n", x, y, Workload.mib(peerMax[p])));
+                }
+            }
             svg.append("</svg>\n");
             return svg.toString();
         }
@@ -327,7 +342,7 @@ final class Report {
             }
 
             double y(long bytes, int top) {
-                return top + PANEL_HEIGHT - PANEL_HEIGHT * Workload.mib(bytes) / maxMib;
+                return top + PANEL_HEIGHT - PANEL_HEIGHT * Math.min(1, Workload.mib(bytes) / maxMib);
             }
 
             void frame(StringBuilder svg, int top, String title) {
