@@ -201,8 +201,12 @@ final class PoolCore {
 
     /** A claimed unit goes to the calling thread's cache, or to its arena. */
     void giveBack(PoolChunk chunk, long handle) {
+        giveBackTo(caches.current(), chunk, handle);
+    }
+
+    /** A claimed unit goes to {@code cache} (the calling thread's, or null when it has none), or to its arena. */
+    private void giveBackTo(PoolThreadCache cache, PoolChunk chunk, long handle) {
         int sizeIndex = chunk.sizeIndex(handle);
-        PoolThreadCache cache = caches.current();
         if (cache == null) {
             giveBackShared(chunk, handle, sizeIndex);
         } else if (!cache.push(chunk, handle, sizeIndex)) {
@@ -279,8 +283,8 @@ final class PoolCore {
         if (chunk != null) {
             long handle = chunk.claim(address, UnitState.ARENA);
             if (handle != Handle.NONE) {
-                if (lifecycle.isOpen() && (cache == null || !cache.push(chunk, handle, chunk.sizeIndex(handle)))) {
-                    giveBack(chunk, handle);
+                if (lifecycle.isOpen()) {
+                    giveBackTo(cache != null ? cache : caches.current(), chunk, handle);
                 }
                 return;
             }

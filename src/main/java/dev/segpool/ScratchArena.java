@@ -50,7 +50,7 @@ final class ScratchArena implements Arena {
     /** The JDK arena whose scope segments carry (native mode); in degraded mode made on demand by scope(). */
     private Arena scopeArena;
     private boolean closed;
-    /** The block small requests are cut from (a confined arena takes its first when it opens), and how much of it is used. */
+    /** The block small requests are cut from (a confined arena takes its first when it opens), and its used bytes. */
     private MemorySegment block;
     private long blockUsed = BLOCK_SIZE;
     /** Addresses of the pool units held: the first inline, the rest in {@link #moreUnits}. */
@@ -89,11 +89,16 @@ final class ScratchArena implements Arena {
     @Override
     public MemorySegment allocate(long byteSize, long byteAlignment) {
         if (Thread.currentThread() != owner || closed || !core.lifecycle.isOpen()
-                || byteSize < 0 | byteSize > BUMP_MAX_SIZE | byteAlignment <= 0 | byteAlignment > BLOCK_SIZE
-                | (byteAlignment & (byteAlignment - 1)) != 0) {
+                || !fitsBlock(byteSize, byteAlignment)) {
             return allocateOther(byteSize, byteAlignment);
         }
         return cut(byteSize, byteAlignment);
+    }
+
+    /** Whether a request is cut from a block: size 0 to {@link #BUMP_MAX_SIZE}, a power-of-two alignment up to a block. */
+    private static boolean fitsBlock(long byteSize, long byteAlignment) {
+        return byteSize >= 0 & byteSize <= BUMP_MAX_SIZE & byteAlignment > 0 & byteAlignment <= BLOCK_SIZE
+                & (byteAlignment & (byteAlignment - 1)) == 0;
     }
 
     /** Cuts a zeroed segment from the current block, or from a new one; arguments checked. */
@@ -145,8 +150,7 @@ final class ScratchArena implements Arena {
         if (closed || !core.lifecycle.isOpen()) {
             throw closed ? Errors.arenaClosed(core.name) : Errors.closed(core.name);
         }
-        if (byteSize >= 0 && byteSize <= BUMP_MAX_SIZE && byteAlignment > 0 && byteAlignment <= BLOCK_SIZE
-                && (byteAlignment & (byteAlignment - 1)) == 0) {
+        if (fitsBlock(byteSize, byteAlignment)) {
             return cut(byteSize, byteAlignment);
         }
         return allocateUnit(byteSize, byteAlignment);
