@@ -71,13 +71,14 @@ final class ArenaInspection {
 
     /**
      * Adds to {@code counts} the units handed out and not given back: {@code [0]} live segments and
-     * {@code [1]} their bytes, {@code [2]} units of pooled arenas and {@code [3]} their bytes (as set aside).
+     * {@code [1]} their bytes, {@code [2]} units of pooled arenas and {@code [3]} their bytes (as set aside); with {@code only}, just
+     * the units that budget owns, at 0 and 1.
      */
-    static void countUnits(PoolArena arena, long[] counts) {
+    static void countUnits(PoolArena arena, long[] counts, MemoryBudget only) {
         arena.locked(() -> {
             for (PoolChunkList list : arena.lists) {
                 for (PoolChunk chunk = list.head(); chunk != null; chunk = chunk.next) {
-                    chunk.countUnits(counts);
+                    chunk.countUnits(counts, only);
                 }
             }
             return null;

@@ -57,6 +57,39 @@ final class Errors {
                 + pool + "': it is given back when that arena is closed, not by free");
     }
 
+    /**
+     * Why a live unit cannot be freed (or reallocated) by {@code by} (null: the pool itself): it is in
+     * {@code state}, owned by {@code holder} when a budget holds it.
+     */
+    static IllegalArgumentException notFreeable(String pool, long address, MemoryBudget by, byte state,
+                                                MemoryBudget holder) {
+        if (state == UnitState.ARENA || state == UnitState.ORPHANED) {
+            return arenaOwned(pool, address);
+        }
+        if (state == UnitState.BUDGET && holder != null && holder != by) {
+            return new IllegalArgumentException(by == null
+                    ? "segment at " + hex(address) + " belongs to budget '" + holder.path() + "' of pool '" + pool
+                            + "': free it through that budget"
+                    : "segment at " + hex(address) + " was allocated by budget '" + holder.path()
+                            + "', not by budget '" + by.path() + "': free it through the budget that allocated it");
+        }
+        if (state == UnitState.LIVE && by != null) {
+            return new IllegalArgumentException("segment at " + hex(address) + " was allocated by pool '" + pool
+                    + "' itself, not by budget '" + by.path() + "': free it through the pool");
+        }
+        return notLive(pool, address, true);
+    }
+
+    static IllegalStateException budgetClosed(MemoryBudget budget) {
+        return new IllegalStateException("budget '" + budget.path() + "' is closed");
+    }
+
+    static MemoryLimitExceededException budgetLimit(MemoryBudget refused, long used, long request) {
+        return new MemoryLimitExceededException("budget '" + refused.path() + "' cannot take " + request
+                + " more bytes: its limit is " + refused.limit + " bytes and it holds " + used + " bytes",
+                refused.limit, used, request);
+    }
+
     static IllegalArgumentException staleSegment(String pool, long address) {
         return new IllegalArgumentException("segment at " + hex(address) + " is no longer alive (the arena or"
                 + " pool it came from was closed, or it was freed and its memory released); pool '" + pool

@@ -54,6 +54,12 @@ final class LeakTracker {
         sites.remove(address);
     }
 
+    /** Sites of allocations not freed yet whose address passes {@code which}. */
+    List<AllocationSite> liveSites(java.util.function.LongPredicate which) {
+        return sites.entrySet().stream().filter(e -> which.test(e.getKey())).map(java.util.Map.Entry::getValue)
+                .limit(SITES_IN_REPORT).toList();
+    }
+
     /** Sites of allocations not freed yet, for the report at close. */
     List<AllocationSite> liveSites() {
         return sites.values().stream().limit(SITES_IN_REPORT).toList();

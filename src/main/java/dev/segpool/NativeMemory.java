@@ -23,8 +23,11 @@ import java.util.concurrent.atomic.LongAdder;
  * flight, so {@link #releaseAll} sees everything that was acquired.
  */
 final class NativeMemory {
-    /** Bookkeeping of one huge allocation: its JDK arena, size and {@link UnitState} (LIVE or ARENA). */
-    record Huge(Arena arena, long byteSize, byte state) {}
+    /**
+     * Bookkeeping of one huge allocation: its JDK arena and segment, size, {@link UnitState} (LIVE,
+     * BUDGET or ARENA) and, for BUDGET, its owner.
+     */
+    record Huge(Arena arena, MemorySegment segment, long byteSize, byte state, MemoryBudget owner) {}
 
     final String poolName;
     final int chunkSize;
@@ -129,19 +132,19 @@ final class NativeMemory {
     }
 
     /** A dedicated allocation, zeroed (the JDK and mmap zero what they give), handed out in {@code state}. */
-    MemorySegment allocateHuge(long byteSize, long byteAlignment, byte state) {
+    MemorySegment allocateHuge(long byteSize, long byteAlignment, byte state, MemoryBudget owner) {
         enter();
         try {
-            return acquireHuge(byteSize, byteAlignment, state);
+            return acquireHuge(byteSize, byteAlignment, state, owner);
         } finally {
             lifecycle.exit();
         }
     }
 
-    private MemorySegment acquireHuge(long byteSize, long byteAlignment, byte state) {
+    private MemorySegment acquireHuge(long byteSize, long byteAlignment, byte state, MemoryBudget owner) {
         Arena memory = Arena.ofShared();
         MemorySegment segment = acquire(memory, byteSize, byteAlignment);
-        huge.put(segment.address(), new Huge(memory, byteSize, state));
+        huge.put(segment.address(), new Huge(memory, segment, byteSize, state, owner));
         hugeBytes.addAndGet(byteSize);
         hugeAllocations.increment();
         PoolEvents.hugeAllocated(poolName, segment.address(), byteSize);
@@ -149,26 +152,52 @@ final class NativeMemory {
     }
 
     /**
-     * Frees the huge allocation in state {@code expected} at {@code address}; false when there is none.
-     * Throws, changing nothing, when the allocation there belongs to a pooled arena and the caller
-     * expected a live one.
+     * Frees the huge allocation in state {@code expected} (owned by {@code owner} for BUDGET) at
+     * {@code address}; returns its size, or -1 when there is none. Throws, changing nothing, when the
+     * allocation there is in another state or another budget's.
      */
-    boolean freeHuge(long address, byte expected) {
+    long freeHuge(long address, byte expected, MemoryBudget owner) {
+        Huge h = claimHuge(address, expected, owner);
+        if (h == null) {
+            return -1;
+        }
+        releaseHuge(h);
+        return h.byteSize;
+    }
+
+    /**
+     * Takes the huge allocation in state {@code expected} (owned by {@code owner} for BUDGET) at
+     * {@code address} out of the pool's books, for the caller to release or {@link #restoreHuge put
+     * back}; null when there is none. Removing the entry is the claim: of two racing claims one wins.
+     */
+    Huge claimHuge(long address, byte expected, MemoryBudget owner) {
         Huge h = huge.get(address);
         if (h == null) {
-            return false;
+            return null;
         }
-        if (h.state != expected) {
-            throw Errors.arenaOwned(poolName, address);
+        if (h.state != expected || h.owner != owner) {
+            throw Errors.notFreeable(poolName, address, owner, h.state, h.owner);
         }
-        if (!huge.remove(address, h)) {
-            return false;
-        }
+        return huge.remove(address, h) ? h : null;
+    }
+
+    /** Puts back a huge allocation {@link #claimHuge} took out, unchanged. */
+    void restoreHuge(Huge h) {
+        huge.put(h.segment.address(), h);
+    }
+
+    /** Gives a claimed huge allocation's memory back. */
+    void releaseHuge(Huge h) {
         h.arena.close();
         hugeBytes.addAndGet(-h.byteSize);
         reserved.addAndGet(-h.byteSize);
         hugeDeallocations.increment();
-        return true;
+    }
+
+    /** The budget that owns the huge allocation at {@code address}, or null; for reports only. */
+    MemoryBudget hugeOwner(long address) {
+        Huge h = huge.get(address);
+        return h == null ? null : h.owner;
     }
 
     /**
@@ -212,7 +241,7 @@ final class NativeMemory {
             if (keepOpenArenas && h.state == UnitState.ARENA) {
                 kept += h.byteSize;
             } else {
-                freeHuge(entry.getKey(), h.state);
+                freeHuge(entry.getKey(), h.state, h.owner);
             }
         }
         return kept;

@@ -95,12 +95,13 @@ final class PoolArena {
 
     /**
      * Allocates one unit of class {@code sizeIndex} (runs aligned to {@code alignPages} pages) and hands
-     * it out in {@code state} as a segment of {@code byteSize} bytes, zeroed if {@code zero}. This is the
+     * it out in {@code state} (owned by {@code owner} for {@code BUDGET}) as a segment of {@code byteSize} bytes, zeroed if {@code zero}. This is the
      * path of threads without a cache, of classes no cache holds, and of aligned runs. A run of a class
      * no cache may hold is cut to the whole pages {@code byteSize} needs: it never goes into a cache,
      * so nothing else needs it to be as long as its class.
      */
-    MemorySegment allocate(int sizeIndex, int alignPages, long byteSize, byte state, boolean zero) {
+    MemorySegment allocate(int sizeIndex, int alignPages, long byteSize, byte state, MemoryBudget owner,
+                           boolean zero) {
         if (sizeClasses.isSmall(sizeIndex)) {
             SubpageList list = smallLists[sizeIndex];
             PoolSubpage subpage;
@@ -117,13 +118,13 @@ final class PoolArena {
             } finally {
                 list.lock.unlock();
             }
-            return zeroIf(zero, subpage.chunk.hand(handle, list.elementSize, byteSize, state));
+            return zeroIf(zero, subpage.chunk.hand(handle, list.elementSize, byteSize, state, owner));
         }
         PoolChunk chunk;
         long handle;
         boolean untouched;
         boolean large = sizeClasses.size(sizeIndex) > maxCachedSize;
-        int pages = large ? sizeClasses.runPagesFor(sizeIndex, byteSize) : sizeClasses.runPages(sizeIndex);
+        int pages = runPages(sizeIndex, byteSize);
         lock.lock();
         try {
             chunk = chunkWithRun(pages, alignPages, large ? largeRunChunks : cacheableChunks);
@@ -133,7 +134,43 @@ final class PoolArena {
         } finally {
             lock.unlock();
         }
-        return zeroIf(zero && !untouched, chunk.hand(handle, 0, byteSize, state));
+        return zeroIf(zero && !untouched, chunk.hand(handle, 0, byteSize, state, owner));
+    }
+
+    /**
+     * Pages of the run for a request of {@code byteSize} bytes of normal class {@code sizeIndex}: the
+     * class's pages when a thread cache may hold it, else just the whole pages the request needs.
+     */
+    int runPages(int sizeIndex, long byteSize) {
+        return sizeClasses.size(sizeIndex) > maxCachedSize
+                ? sizeClasses.runPagesFor(sizeIndex, byteSize) : sizeClasses.runPages(sizeIndex);
+    }
+
+    /**
+     * Resizes the used run {@code handle} of {@code chunk} in place to {@code newPages} pages (see
+     * {@link PoolChunk#resizeRun}); returns the new handle, or {@link Handle#NONE} when the pages that
+     * follow it are not free.
+     */
+    long resizeRun(PoolChunk chunk, long handle, int newPages) {
+        lock.lock();
+        try {
+            long before = chunk.bandMask();
+            long run = chunk.resizeRun(handle, newPages);
+            if (run == Handle.NONE) {
+                return run;
+            }
+            chunk.placement.update(chunk, before);
+            long delta = (long) (newPages - Handle.runPages(handle)) << sizeClasses.pageShifts;
+            NORMAL_USED.setOpaque(this, normalUsedBytes + delta);
+            if (delta > 0) {
+                placeAfterAllocation(chunk);
+            } else {
+                placeAfterFree(chunk);
+            }
+            return run;
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Arena units are handed out zeroed; a run never handed out since its chunk was created is zero already. */

@@ -41,14 +41,19 @@ final class PoolBuilder implements SegmentPool.Builder {
 
     @Override
     public PoolBuilder name(String name) {
+        this.name = checkName(name);
+        return this;
+    }
+
+    /** The rules for the names of pools and budgets (a pool's name goes into JMX object names). */
+    static String checkName(String name) {
         Objects.requireNonNull(name, "name");
         if (name.isBlank() || name.length() > 200 || name.chars().anyMatch(c -> c == ',' || c == '=' || c == ':'
                 || c == '"' || c == '*' || c == '?' || c == '\n')) {
             throw Errors.badSetting("name", '"' + name + '"',
                     "1 to 200 characters, not blank, without , = : \" * ? or newline");
         }
-        this.name = name;
-        return this;
+        return name;
     }
 
     @Override

@@ -38,6 +38,8 @@ final class PoolChunk {
     final int chunkPages;
     /** One {@link UnitState} per page, used at the first page of each normal run. */
     final byte[] runStates;
+    /** The owner of each {@link UnitState#BUDGET} run, at its first page; null elsewhere. */
+    final MemoryBudget[] runOwners;
 
     private final long[] runMap;
     private final PoolSubpage[] subpages;
@@ -74,6 +76,7 @@ final class PoolChunk {
         this.pageShifts = sizeClasses.pageShifts;
         this.chunkPages = sizeClasses.chunkPages;
         this.runStates = new byte[chunkPages];
+        this.runOwners = new MemoryBudget[chunkPages];
         this.runMap = new long[chunkPages];
         this.subpages = new PoolSubpage[chunkPages];
         this.freeRuns = new RunQueue[sizeClasses.runClasses()];
@@ -183,6 +186,44 @@ final class PoolChunk {
     }
 
     /**
+     * Makes the used run {@code handle} (not a subpage's) {@code newPages} long in place and returns its
+     * new handle: shorter by giving its tail back as a free run, longer by taking the start of the free
+     * run that follows it; {@link Handle#NONE}, changing nothing, when that free run is missing or too
+     * short.
+     */
+    long resizeRun(long handle, int newPages) {
+        assert Handle.isUsed(handle) && !Handle.isSubpage(handle) && newPages > 0;
+        int offset = Handle.runOffset(handle);
+        int pages = Handle.runPages(handle);
+        if (newPages < pages) {
+            long run = Handle.run(offset, newPages, true);
+            LONGS.setRelease(runMap, offset, run);
+            freeRun(Handle.run(offset + newPages, pages - newPages, true));
+            return run;
+        }
+        int end = offset + pages;
+        int extra = newPages - pages;
+        long next = end < chunkPages ? runMap[end] : 0;
+        if (extra > 0 && (next == 0 || Handle.isUsed(next) || Handle.runPages(next) < extra)) {
+            return Handle.NONE;
+        }
+        if (extra > 0) {
+            removeFreeRun(next);
+            if (Handle.runPages(next) > extra) {
+                insertFreeRun(end + extra, Handle.runPages(next) - extra);
+            }
+            if (purges != null) {
+                purges.handedOut(end, extra);
+            }
+            untouchedFrom = Math.max(untouchedFrom, offset + newPages);
+            freePages -= extra;
+        }
+        long run = Handle.run(offset, newPages, true);
+        LONGS.setRelease(runMap, offset, run);
+        return run;
+    }
+
+    /**
      * Turns the used run {@code run} (just cut by {@link #allocateRun}) into a subpage of small class
      * {@code sizeIndex}.
      */
@@ -282,29 +323,46 @@ final class PoolChunk {
     }
 
     /**
-     * Hands the unit {@code handle} (owned by the caller) out in {@code state} and returns its segment
-     * of {@code byteSize} bytes.
+     * Hands the unit {@code handle} (owned by the caller) out in {@code state} (for {@code BUDGET},
+     * owned by {@code owner}; else {@code owner} is null) and returns its segment of {@code byteSize}
+     * bytes.
      */
-    MemorySegment hand(long handle, int elementSize, long byteSize, byte state) {
+    MemorySegment hand(long handle, int elementSize, long byteSize, byte state, MemoryBudget owner) {
         int runOffset = Handle.runOffset(handle);
         long offset = (long) runOffset << pageShifts;
         if (Handle.isSubpage(handle)) {
             int index = Handle.bitmapIndex(handle);
             offset += (long) index * elementSize;
-            UnitState.hand(subpages[runOffset].states, index, state);
+            PoolSubpage subpage = subpages[runOffset];
+            if (owner != null) {
+                UnitState.setOwner(subpage.owners(), index, owner);
+            }
+            UnitState.hand(subpage.states, index, state);
         } else {
+            if (owner != null) {
+                UnitState.setOwner(runOwners, runOffset, owner);
+            }
             UnitState.hand(runStates, runOffset, state);
         }
         return segment.asSlice(offset, byteSize);
     }
 
+    /** Bytes the pool reserves for the unit {@code handle}: its element size, or its run's pages. */
+    long unitBytes(long handle) {
+        return Handle.isSubpage(handle)
+                ? subpages[Handle.runOffset(handle)].elementSize
+                : (long) Handle.runPages(handle) << pageShifts;
+    }
+
     /**
      * Claims the unit in state {@code expected} that starts at {@code address} (inside this chunk) for
      * freeing and returns its handle; {@link Handle#NONE}, changing nothing, when no such unit starts
-     * there ({@link #claimFailure} says why). The one compare-and-exchange on the unit's state is the
-     * only write: of two racing claims, one wins.
+     * there ({@link #claimFailure} says why). A {@code BUDGET} unit is claimed only by its
+     * {@code owner} (null for other states), whose mark the claim then clears. The one
+     * compare-and-exchange on the unit's state is the only write that decides: of two racing claims,
+     * one wins.
      */
-    long claim(long address, byte expected) {
+    long claim(long address, byte expected, MemoryBudget owner) {
         long offset = address - base;
         int page = (int) (offset >>> pageShifts);
         long handle = (long) LONGS.getAcquire(runMap, page);
@@ -312,16 +370,20 @@ final class PoolChunk {
             return Handle.NONE;
         }
         if (Handle.isSubpage(handle)) {
-            return claimElement(handle, offset, expected);
+            return claimElement(handle, offset, expected, owner);
         }
         if (Handle.runOffset(handle) != page || (offset & ((1L << pageShifts) - 1)) != 0
+                || owner != null && UnitState.owner(runOwners, page) != owner
                 || UnitState.claim(runStates, page, expected) != expected) {
             return Handle.NONE;
+        }
+        if (owner != null) {
+            UnitState.setOwner(runOwners, page, null);
         }
         return handle;
     }
 
-    private long claimElement(long subpageRun, long offset, byte expected) {
+    private long claimElement(long subpageRun, long offset, byte expected, MemoryBudget owner) {
         int runOffset = Handle.runOffset(subpageRun);
         PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, runOffset);
         if (subpage == null) {
@@ -330,14 +392,21 @@ final class PoolChunk {
         int inRun = (int) (offset - ((long) runOffset << pageShifts)); // a subpage run is at most 7 pages
         int index = inRun / subpage.elementSize;
         if (index * subpage.elementSize != inRun || index >= subpage.maxElements
+                || owner != null && UnitState.owner(subpage.ownersIfAny(), index) != owner
                 || UnitState.claim(subpage.states, index, expected) != expected) {
             return Handle.NONE;
+        }
+        if (owner != null) {
+            UnitState.setOwner(subpage.ownersIfAny(), index, null);
         }
         return Handle.element(subpage.runHandle, index);
     }
 
-    /** Why {@link #claim} of {@code address} expecting {@code expected} failed; on the error path only. */
-    IllegalArgumentException claimFailure(long address, byte expected) {
+    /**
+     * Why {@link #claim} of {@code address} for {@code owner} (null: the pool's own free) failed; on the
+     * error path only.
+     */
+    IllegalArgumentException claimFailure(long address, MemoryBudget owner) {
         long offset = address - base;
         int page = (int) (offset >>> pageShifts);
         long handle = (long) LONGS.getAcquire(runMap, page);
@@ -345,6 +414,7 @@ final class PoolChunk {
             return Errors.notLive(arena.poolName, address, handle != 0);
         }
         byte state;
+        MemoryBudget holder;
         if (Handle.isSubpage(handle)) {
             PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, Handle.runOffset(handle));
             if (subpage == null) {
@@ -357,6 +427,7 @@ final class PoolChunk {
                         subpage.elementSize);
             }
             state = UnitState.get(subpage.states, index);
+            holder = UnitState.owner(subpage.ownersIfAny(), index);
         } else {
             if (Handle.runOffset(handle) != page || (offset & ((1L << pageShifts) - 1)) != 0) {
                 return Errors.interior(arena.poolName, address,
@@ -364,11 +435,25 @@ final class PoolChunk {
                         (long) Handle.runPages(handle) << pageShifts);
             }
             state = UnitState.get(runStates, page);
+            holder = UnitState.owner(runOwners, page);
         }
-        if (expected == UnitState.LIVE && (state == UnitState.ARENA || state == UnitState.ORPHANED)) {
-            return Errors.arenaOwned(arena.poolName, address);
+        return Errors.notFreeable(arena.poolName, address, owner, state, holder);
+    }
+
+    /** The budget that owns the live unit starting at {@code address}, or null; for reports only. */
+    MemoryBudget ownerAt(long address) {
+        long offset = address - base;
+        int page = (int) (offset >>> pageShifts);
+        long handle = (long) LONGS.getAcquire(runMap, page);
+        if (!Handle.isUsed(handle)) {
+            return null;
         }
-        return Errors.notLive(arena.poolName, address, true);
+        if (!Handle.isSubpage(handle)) {
+            return UnitState.owner(runOwners, page);
+        }
+        PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, Handle.runOffset(handle));
+        int index = subpage == null ? -1 : (int) (offset - ((long) subpage.runOffset << pageShifts)) / subpage.elementSize;
+        return index < 0 || index >= subpage.maxElements ? null : UnitState.owner(subpage.ownersIfAny(), index);
     }
 
     /**
@@ -439,8 +524,12 @@ final class PoolChunk {
         return pages;
     }
 
-    /** Adds this chunk's units in state LIVE and ARENA to {@code counts}; see {@link PoolArena#countUnits}. */
-    void countUnits(long[] counts) {
+    /**
+     * Adds this chunk's units to {@code counts} (see {@link PoolArena#countUnits}): those in state LIVE
+     * or BUDGET at 0 and 1 (count, bytes), ARENA at 2 and 3; with {@code only}, just the units that
+     * budget owns, at 0 and 1.
+     */
+    void countUnits(long[] counts, MemoryBudget only) {
         for (int p = 0; p < chunkPages; p++) {
             long handle = runMap[p];
             if (handle == 0 || !Handle.isUsed(handle) || Handle.runOffset(handle) != p) {
@@ -448,17 +537,21 @@ final class PoolChunk {
             }
             if (Handle.isSubpage(handle)) {
                 PoolSubpage subpage = subpages[p];
+                MemoryBudget[] owners = subpage.ownersIfAny();
                 for (int i = 0; i < subpage.maxElements; i++) {
-                    count(counts, UnitState.get(subpage.states, i), subpage.elementSize);
+                    count(counts, UnitState.get(subpage.states, i), UnitState.owner(owners, i), only,
+                            subpage.elementSize);
                 }
             } else {
-                count(counts, UnitState.get(runStates, p), (long) Handle.runPages(handle) << pageShifts);
+                count(counts, UnitState.get(runStates, p), UnitState.owner(runOwners, p), only,
+                        (long) Handle.runPages(handle) << pageShifts);
             }
         }
     }
 
-    private static void count(long[] counts, byte state, long bytes) {
-        int at = state == UnitState.LIVE ? 0 : state == UnitState.ARENA ? 2 : -1;
+    private static void count(long[] counts, byte state, MemoryBudget owner, MemoryBudget only, long bytes) {
+        int at = only != null ? (state == UnitState.BUDGET && owner == only ? 0 : -1)
+                : state == UnitState.LIVE || state == UnitState.BUDGET ? 0 : state == UnitState.ARENA ? 2 : -1;
         if (at >= 0) {
             counts[at]++;
             counts[at + 1] += bytes;

@@ -2,6 +2,8 @@ package dev.segpool;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The allocator behind a {@link SegmentPool}: routes requests to thread caches, arenas and huge
@@ -27,6 +29,8 @@ final class PoolCore {
     final PoolArena[] arenas;
     final ThreadCaches caches;
     final LeakTracker leaks;
+    /** The pool's open budgets, at every depth: for reports, the statistics event and close. */
+    final Set<MemoryBudget> budgets = ConcurrentHashMap.newKeySet();
     /** The decay's time source, in nanoseconds (the system's, or one a test advances). */
     final java.util.function.LongSupplier ticker;
     /** Whether pooled arenas bind their segments to their scope; decided once, when the pool is built. */
@@ -72,20 +76,80 @@ final class PoolCore {
      * analysis can remove the segment.
      */
     MemorySegment allocate(long byteSize, long byteAlignment) {
-        // 0 <= byteSize <= fastMaxSize, and byteAlignment a power of two from 1 to QUANTUM: one branch
-        if ((byteSize >= 0 & byteSize <= fastMaxSize
-                & ((byteAlignment - 1) >>> SizeClasses.LOG2_QUANTUM | (byteAlignment - 1) & byteAlignment) == 0)
-                && fastPaths) {
+        if (fastRequest(byteSize, byteAlignment) && fastPaths) {
             int sizeIndex = sizeClasses.lookupIndex(byteSize);
-            PoolThreadCache cache = caches.current();
-            if (cache == null || !cache.has(sizeIndex)) {
-                cache = preparedCache(sizeIndex);
-            }
+            PoolThreadCache cache = cacheFor(sizeIndex);
             if (cache != null) {
-                return cache.pop(sizeIndex, byteSize, UnitState.LIVE);
+                return cache.pop(sizeIndex, byteSize, UnitState.LIVE, null);
             }
         }
-        return allocateSlow(byteSize, byteAlignment, UnitState.LIVE, false);
+        return allocateSlow(byteSize, byteAlignment, UnitState.LIVE, null, false);
+    }
+
+    /**
+     * {@link MemoryBudget#allocate}, after the budget charged {@link #unitSize}: as {@link #allocate},
+     * for a unit handed out in state {@code BUDGET}, owned by {@code owner}.
+     */
+    MemorySegment allocateOwned(long byteSize, long byteAlignment, MemoryBudget owner) {
+        if (fastRequest(byteSize, byteAlignment) && fastPaths) {
+            int sizeIndex = sizeClasses.lookupIndex(byteSize);
+            PoolThreadCache cache = cacheFor(sizeIndex);
+            if (cache != null) {
+                return cache.pop(sizeIndex, byteSize, UnitState.BUDGET, owner);
+            }
+        }
+        return allocateSlow(byteSize, byteAlignment, UnitState.BUDGET, owner, false);
+    }
+
+    /** 0 <= byteSize <= fastMaxSize, and byteAlignment a power of two from 1 to QUANTUM: one branch. */
+    private boolean fastRequest(long byteSize, long byteAlignment) {
+        return byteSize >= 0 & byteSize <= fastMaxSize
+                & ((byteAlignment - 1) >>> SizeClasses.LOG2_QUANTUM | (byteAlignment - 1) & byteAlignment) == 0;
+    }
+
+    /**
+     * The bytes the pool reserves for a request (what a budget is charged): the size of its small
+     * class, the pages of its run, or its own size when huge. Follows {@link #allocateChecked}.
+     *
+     * @throws IllegalArgumentException for a negative size or a bad alignment
+     */
+    long unitSize(long byteSize, long byteAlignment) {
+        if (fastRequest(byteSize, byteAlignment)) {
+            return sizeClasses.size(sizeClasses.lookupIndex(byteSize));
+        }
+        checkRequest(byteSize, byteAlignment);
+        int sizeIndex;
+        if (byteAlignment <= SizeClasses.QUANTUM) {
+            if (byteSize > chunkSize) {
+                return byteSize;
+            }
+            sizeIndex = sizeClasses.sizeIndex(byteSize);
+        } else {
+            sizeIndex = sizeClasses.sizeIndex(byteSize, byteAlignment);
+            if (sizeIndex < 0) {
+                return byteSize;
+            }
+        }
+        return sizeClasses.isSmall(sizeIndex) ? sizeClasses.size(sizeIndex)
+                : (long) arenas[0].runPages(sizeIndex, byteSize) << sizeClasses.pageShifts;
+    }
+
+    private static void checkRequest(long byteSize, long byteAlignment) {
+        if (byteSize < 0) {
+            throw Errors.badSize(byteSize);
+        }
+        if (byteAlignment <= 0 || (byteAlignment & (byteAlignment - 1)) != 0) {
+            throw Errors.badAlignment(byteAlignment);
+        }
+    }
+
+    /**
+     * The calling thread's cache with class {@code sizeIndex} ready to pop: at once when it holds one,
+     * else {@link #preparedCache}.
+     */
+    private PoolThreadCache cacheFor(int sizeIndex) {
+        PoolThreadCache cache = caches.current();
+        return cache != null && cache.has(sizeIndex) ? cache : preparedCache(sizeIndex);
     }
 
     /**
@@ -99,36 +163,32 @@ final class PoolCore {
 
     /**
      * Everything {@link #allocate} does not do on its fast path, for a unit handed out in {@code state}
-     * (LIVE for users, ARENA for pooled arenas), zeroed if {@code zero}. At the memory limit, gives back
-     * what the pool can (this thread's cache, idle subpages, empty chunks) and tries once more.
+     * (LIVE for users, BUDGET for {@code owner}, ARENA for pooled arenas), zeroed if {@code zero}. At the
+     * memory limit, gives back what the pool can (this thread's cache, idle subpages, empty chunks) and
+     * tries once more.
      */
-    MemorySegment allocateSlow(long byteSize, long byteAlignment, byte state, boolean zero) {
-        if (byteSize < 0) {
-            throw Errors.badSize(byteSize);
-        }
-        if (byteAlignment <= 0 || (byteAlignment & (byteAlignment - 1)) != 0) {
-            throw Errors.badAlignment(byteAlignment);
-        }
+    MemorySegment allocateSlow(long byteSize, long byteAlignment, byte state, MemoryBudget owner, boolean zero) {
+        checkRequest(byteSize, byteAlignment);
         ensureOpen();
         MemorySegment segment;
         try {
-            segment = allocateChecked(byteSize, byteAlignment, state, zero);
+            segment = allocateChecked(byteSize, byteAlignment, state, owner, zero);
         } catch (MemoryLimitExceededException first) {
-            segment = retryAtLimit(byteSize, byteAlignment, state, zero, first);
+            segment = retryAtLimit(byteSize, byteAlignment, state, owner, zero, first);
         }
-        if (trackLeaks && state == UnitState.LIVE) {
+        if (trackLeaks && state != UnitState.ARENA) {
             leaks.allocated(segment.address(), byteSize);
         }
         return segment;
     }
 
-    private MemorySegment retryAtLimit(long byteSize, long byteAlignment, byte state, boolean zero,
-                                       MemoryLimitExceededException first) {
+    private MemorySegment retryAtLimit(long byteSize, long byteAlignment, byte state, MemoryBudget owner,
+                                       boolean zero, MemoryLimitExceededException first) {
         long reserved = memory.reservedBytes();
         reclaim(0, Long.MAX_VALUE, false, "limit");
         if (memory.reservedBytes() < reserved) {
             try {
-                return allocateChecked(byteSize, byteAlignment, state, zero);
+                return allocateChecked(byteSize, byteAlignment, state, owner, zero);
             } catch (MemoryLimitExceededException second) {
                 first = second;
             }
@@ -137,18 +197,19 @@ final class PoolCore {
         throw first;
     }
 
-    private MemorySegment allocateChecked(long byteSize, long byteAlignment, byte state, boolean zero) {
+    private MemorySegment allocateChecked(long byteSize, long byteAlignment, byte state, MemoryBudget owner,
+                                          boolean zero) {
         int sizeIndex;
         int alignPages = 1;
         if (byteAlignment <= SizeClasses.QUANTUM) {
             if (byteSize > chunkSize) {
-                return memory.allocateHuge(byteSize, byteAlignment, state);
+                return memory.allocateHuge(byteSize, byteAlignment, state, owner);
             }
             sizeIndex = sizeClasses.sizeIndex(byteSize);
         } else {
             sizeIndex = sizeClasses.sizeIndex(byteSize, byteAlignment);
             if (sizeIndex < 0) {
-                return memory.allocateHuge(byteSize, byteAlignment, state);
+                return memory.allocateHuge(byteSize, byteAlignment, state, owner);
             }
             alignPages = sizeClasses.alignmentPages(byteAlignment);
         }
@@ -158,20 +219,20 @@ final class PoolCore {
             if (stripe != null) {
                 try {
                     if (stripe.prepare(sizeIndex)) {
-                        MemorySegment segment = stripe.pop(sizeIndex, byteSize, state);
+                        MemorySegment segment = stripe.pop(sizeIndex, byteSize, state, owner);
                         return zero ? segment.fill((byte) 0) : segment;
                     }
                 } finally {
                     stripe.unclaim();
                 }
             }
-            return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, zero);
+            return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, owner, zero);
         }
         if (alignPages == 1 && cache.prepare(sizeIndex)) {
-            MemorySegment segment = cache.pop(sizeIndex, byteSize, state);
+            MemorySegment segment = cache.pop(sizeIndex, byteSize, state, owner);
             return zero ? segment.fill((byte) 0) : segment;
         }
-        return cache.arena.allocate(sizeIndex, alignPages, byteSize, state, zero);
+        return cache.arena.allocate(sizeIndex, alignPages, byteSize, state, owner, zero);
     }
 
     /** The arena of a thread without a cache. */
@@ -190,13 +251,31 @@ final class PoolCore {
         long address = Objects.requireNonNull(segment, "segment").address();
         PoolChunk chunk = registry.find(address);
         if (chunk != null && segment.scope() == chunk.scope && fastPaths) {
-            long handle = chunk.claim(address, UnitState.LIVE);
+            long handle = chunk.claim(address, UnitState.LIVE, null);
             if (handle != Handle.NONE) {
                 giveBack(chunk, handle);
                 return;
             }
         }
-        freeSlow(segment);
+        freeSlow(segment, null);
+    }
+
+    /**
+     * {@link MemoryBudget#free}: as {@link #free}, for a unit in state {@code BUDGET} that {@code owner}
+     * holds; returns the bytes the unit reserved, which the budget then gives back.
+     */
+    long freeOwned(MemorySegment segment, MemoryBudget owner) {
+        long address = Objects.requireNonNull(segment, "segment").address();
+        PoolChunk chunk = registry.find(address);
+        if (chunk != null && segment.scope() == chunk.scope && fastPaths) {
+            long handle = chunk.claim(address, UnitState.BUDGET, owner);
+            if (handle != Handle.NONE) {
+                long bytes = chunk.unitBytes(handle);
+                giveBack(chunk, handle);
+                return bytes;
+            }
+        }
+        return freeSlow(segment, owner);
     }
 
     /** A claimed unit goes to the calling thread's cache, or to its arena. */
@@ -229,30 +308,200 @@ final class PoolCore {
         chunk.arena.free(chunk, handle, sizeIndex);
     }
 
-    private void freeSlow(MemorySegment segment) {
-        ensureOpen();
-        if (!segment.isNative()) {
-            throw Errors.heapSegment(name, segment);
-        }
+    /** The rest of {@link #free} ({@code owner} null) and {@link #freeOwned}: explains every refusal. */
+    private long freeSlow(MemorySegment segment, MemoryBudget owner) {
+        checkFreeable(segment);
         long address = segment.address();
-        if (!segment.scope().isAlive()) { // its chunk released: by a decay tick, or by a close racing this free
-            throw lifecycle.isOpen() ? Errors.staleSegment(name, address) : Errors.closed(name);
-        }
+        byte state = owner == null ? UnitState.LIVE : UnitState.BUDGET;
         PoolChunk chunk = registry.find(address);
+        long bytes;
         if (chunk == null) {
-            if (!memory.freeHuge(address, UnitState.LIVE)) {
+            bytes = memory.freeHuge(address, state, owner);
+            if (bytes < 0) {
                 throw lifecycle.isOpen() ? memory.notHuge(address) : Errors.closed(name);
             }
         } else {
-            long handle = chunk.claim(address, UnitState.LIVE);
+            long handle = chunk.claim(address, state, owner);
             if (handle == Handle.NONE) {
-                throw chunk.claimFailure(address, UnitState.LIVE);
+                throw chunk.claimFailure(address, owner);
             }
+            bytes = chunk.unitBytes(handle);
             giveBack(chunk, handle);
         }
         if (trackLeaks) {
             leaks.freed(address);
         }
+        return bytes;
+    }
+
+    /** The checks every segment passed back to the pool goes through first: open pool, native, alive. */
+    private void checkFreeable(MemorySegment segment) {
+        ensureOpen();
+        if (!segment.isNative()) {
+            throw Errors.heapSegment(name, segment);
+        }
+        if (!segment.scope().isAlive()) { // its chunk released: by a decay tick, or by a close racing this call
+            throw lifecycle.isOpen() ? Errors.staleSegment(name, segment.address()) : Errors.closed(name);
+        }
+    }
+
+    // ---- reallocate ----
+
+    /**
+     * {@link SegmentPool#reallocate} ({@code owner} null) and {@link MemoryBudget#reallocate}: claims the
+     * old unit (as {@code free} would, so of a reallocate and a free racing on one segment one wins),
+     * then keeps it where it has room or where its run can grow into the free pages that follow, else
+     * moves. Every failure puts the old unit back as it was: the caller's segment stays valid.
+     */
+    MemorySegment reallocate(MemorySegment segment, long newByteSize, long byteAlignment, MemoryBudget owner) {
+        Objects.requireNonNull(segment, "segment");
+        checkRequest(newByteSize, byteAlignment);
+        checkFreeable(segment);
+        long address = segment.address();
+        byte state = owner == null ? UnitState.LIVE : UnitState.BUDGET;
+        PoolChunk chunk = registry.find(address);
+        if (chunk == null) {
+            return reallocateHuge(segment, newByteSize, byteAlignment, state, owner);
+        }
+        long handle = chunk.claim(address, state, owner);
+        if (handle == Handle.NONE) {
+            throw chunk.claimFailure(address, owner);
+        }
+        try {
+            return resized(chunk, handle, segment, newByteSize, byteAlignment, state, owner);
+        } catch (RuntimeException | Error e) {
+            chunk.hand(handle, elementSize(chunk, handle), 0, state, owner); // the old unit, live again
+            throw e;
+        }
+    }
+
+    /** The element size of {@code handle} for {@link PoolChunk#hand} (0 for a run). */
+    private static int elementSize(PoolChunk chunk, long handle) {
+        return Handle.isSubpage(handle) ? (int) chunk.unitBytes(handle) : 0;
+    }
+
+    /**
+     * The claimed unit {@code handle}, reallocated: in place when the request maps to its small class,
+     * or when it is a run and the request is a run too (shrunk, or grown into free pages that follow);
+     * else moved. Throws before changing anything.
+     */
+    private MemorySegment resized(PoolChunk chunk, long handle, MemorySegment old, long newByteSize,
+                                  long byteAlignment, byte state, MemoryBudget owner) {
+        long address = old.address();
+        boolean aligned = (address & (byteAlignment - 1)) == 0;
+        long oldBytes = chunk.unitBytes(handle);
+        long newBytes = unitSize(newByteSize, byteAlignment);
+        if (aligned && Handle.isSubpage(handle)) {
+            if (newBytes == oldBytes) { // the same small class: only small units are this size
+                return chunk.hand(handle, (int) oldBytes, newByteSize, state, owner);
+            }
+        } else if (aligned && isRun(newBytes)) {
+            long delta = newBytes - oldBytes;
+            if (owner != null && delta > 0) {
+                owner.charge(delta);
+            }
+            long run = delta == 0 ? handle
+                    : chunk.arena.resizeRun(chunk, handle, (int) (newBytes >>> sizeClasses.pageShifts));
+            if (run != Handle.NONE) {
+                if (owner != null && delta < 0) {
+                    owner.discharge(-delta);
+                }
+                return chunk.hand(run, 0, newByteSize, state, owner);
+            }
+            if (owner != null && delta > 0) {
+                owner.discharge(delta);
+            }
+        }
+        MemorySegment moved = move(old, newByteSize, byteAlignment, owner, newBytes - oldBytes);
+        giveBack(chunk, handle);
+        if (trackLeaks) {
+            leaks.freed(address);
+        }
+        return moved;
+    }
+
+    /** Whether a unit of {@code unitBytes} (from {@link #unitSize}) is a run of pages. */
+    private boolean isRun(long unitBytes) {
+        return unitBytes > sizeClasses.size(sizeClasses.smallClasses - 1) && unitBytes <= chunkSize
+                && (unitBytes & (sizeClasses.pageSize - 1)) == 0;
+    }
+
+    /**
+     * A new allocation holding the first bytes of {@code old}, charged the difference {@code delta}
+     * to {@code owner}; the caller gives the old unit back. Throws, charging nothing, when it cannot.
+     */
+    private MemorySegment move(MemorySegment old, long newByteSize, long byteAlignment, MemoryBudget owner,
+                               long delta) {
+        if (owner != null && delta > 0) {
+            owner.charge(delta);
+        }
+        MemorySegment moved;
+        try {
+            moved = owner == null ? allocate(newByteSize, byteAlignment)
+                    : allocateOwned(newByteSize, byteAlignment, owner);
+        } catch (RuntimeException | Error e) {
+            if (owner != null && delta > 0) {
+                owner.discharge(delta);
+            }
+            throw e;
+        }
+        MemorySegment.copy(old, 0, moved, 0, Math.min(old.byteSize(), newByteSize));
+        if (owner != null && delta < 0) {
+            owner.discharge(-delta);
+        }
+        return moved;
+    }
+
+    /** {@link #reallocate} of an address in no chunk: a huge allocation, kept when it has room, else moved. */
+    private MemorySegment reallocateHuge(MemorySegment old, long newByteSize, long byteAlignment, byte state,
+                                         MemoryBudget owner) {
+        long address = old.address();
+        NativeMemory.Huge huge = memory.claimHuge(address, state, owner);
+        if (huge == null) {
+            throw lifecycle.isOpen() ? memory.notHuge(address) : Errors.closed(name);
+        }
+        try {
+            if ((address & (byteAlignment - 1)) == 0 && newByteSize > chunkSize && newByteSize <= huge.byteSize()
+                    && newByteSize >= huge.byteSize() / 2) {
+                memory.restoreHuge(huge); // still huge, fits and uses at least half: stays, reserving what it did
+                return huge.segment().asSlice(0, newByteSize);
+            }
+            MemorySegment moved = move(old, newByteSize, byteAlignment, owner,
+                    unitSize(newByteSize, byteAlignment) - huge.byteSize());
+            memory.releaseHuge(huge);
+            if (trackLeaks) {
+                leaks.freed(address);
+            }
+            return moved;
+        } catch (RuntimeException | Error e) {
+            memory.restoreHuge(huge);
+            throw e;
+        }
+    }
+
+    // ---- budgets ----
+
+    /** The units {@code budget} holds: {@code [0]} count and {@code [1]} bytes; for its reports. */
+    long[] countOwned(MemoryBudget budget) {
+        long[] counts = new long[4];
+        for (PoolArena arena : arenas) {
+            ArenaInspection.countUnits(arena, counts, budget);
+        }
+        for (NativeMemory.Huge huge : memory.liveHuge()) {
+            if (huge.owner() == budget) {
+                counts[0]++;
+                counts[1] += huge.byteSize();
+            }
+        }
+        return counts;
+    }
+
+    /** Where the live allocations of {@code budget} that leak detection sampled were made. */
+    java.util.List<LeakTracker.AllocationSite> sitesOf(MemoryBudget budget) {
+        return leaks.liveSites(address -> {
+            PoolChunk chunk = registry.find(address);
+            return (chunk != null ? chunk.ownerAt(address) : memory.hugeOwner(address)) == budget;
+        });
     }
 
     // ---- units of pooled arenas ----
@@ -267,9 +516,9 @@ final class PoolCore {
             cache = fastPaths ? preparedCache(sizeIndex) : null;
         }
         if (cache != null) {
-            return cache.pop(sizeIndex, blockSize, UnitState.ARENA);
+            return cache.pop(sizeIndex, blockSize, UnitState.ARENA, null);
         }
-        return allocateSlow(blockSize, blockSize, UnitState.ARENA, false);
+        return allocateSlow(blockSize, blockSize, UnitState.ARENA, null, false);
     }
 
     /**
@@ -281,7 +530,7 @@ final class PoolCore {
     void giveBackArenaUnit(long address, PoolThreadCache cache) {
         PoolChunk chunk = registry.find(address);
         if (chunk != null) {
-            long handle = chunk.claim(address, UnitState.ARENA);
+            long handle = chunk.claim(address, UnitState.ARENA, null);
             if (handle != Handle.NONE) {
                 if (lifecycle.isOpen()) {
                     giveBackTo(cache != null ? cache : caches.current(), chunk, handle);
@@ -295,8 +544,8 @@ final class PoolCore {
     /** The rest of {@link #giveBackArenaUnit}: a huge unit, or a unit the closing pool orphaned. */
     private void giveBackArenaUnitSlow(long address, PoolChunk chunk) {
         if (chunk == null) {
-            memory.freeHuge(address, UnitState.ARENA);
-        } else if (chunk.claim(address, UnitState.ORPHANED) != Handle.NONE) {
+            memory.freeHuge(address, UnitState.ARENA, null);
+        } else if (chunk.claim(address, UnitState.ORPHANED, null) != Handle.NONE) {
             awaitClosed();
             memory.releaseOrphan(chunk);
         }

@@ -100,11 +100,26 @@ final class PoolEvents {
         @Label("Cache Misses") long cacheMisses;
     }
 
+    @Name("dev.segpool.BudgetStatistics")
+    @Label("Budget Statistics")
+    @Category("segpool")
+    @Description("Periodic use of each open budget of a pool")
+    @Period("5 s")
+    @StackTrace(false)
+    static final class BudgetStatistics extends Event {
+        @Label("Pool") String pool;
+        @Label("Budget") @Description("Path from the top-level budget, as tenant/query-42") String budget;
+        @Label("Used") @DataAmount long usedBytes;
+        @Label("Peak") @DataAmount long peakBytes;
+        @Label("Limit") @DataAmount long maxBytes;
+    }
+
     /** Open pools, for the periodic statistics event; weak so that an unclosed, unreachable pool is not kept. */
     private static final Set<SegmentPool> POOLS = Collections.synchronizedSet(Collections.newSetFromMap(new WeakHashMap<>()));
 
     static {
         FlightRecorder.addPeriodicEvent(PoolStatistics.class, PoolEvents::emitStatistics);
+        FlightRecorder.addPeriodicEvent(BudgetStatistics.class, PoolEvents::emitBudgetStatistics);
     }
 
     static void opened(SegmentPool pool) {
@@ -138,6 +153,24 @@ final class PoolEvents {
             e.cacheHits = m.cacheHits();
             e.cacheMisses = m.cacheMisses();
             e.commit();
+        }
+    }
+
+    private static void emitBudgetStatistics() {
+        SegmentPool[] pools;
+        synchronized (POOLS) {
+            pools = POOLS.toArray(SegmentPool[]::new);
+        }
+        for (SegmentPool pool : pools) {
+            for (MemoryBudget budget : pool.budgets()) {
+                BudgetStatistics e = new BudgetStatistics();
+                e.pool = pool.name();
+                e.budget = budget.path();
+                e.usedBytes = budget.used();
+                e.peakBytes = budget.peak();
+                e.maxBytes = budget.limit;
+                e.commit();
+            }
         }
     }
 

@@ -48,6 +48,13 @@ final class PoolReport {
         out.append("  pooled arenas open ").append(m.openArenas()).append(m.nativeAccess()
                 ? "; native access: arena segments are bound to their arena's scope\n"
                 : "; no native access: arena segments stay valid slices of their chunk until the pool closes\n");
+        List<MemoryBudget> budgets = new ArrayList<>(core.budgets);
+        budgets.sort(java.util.Comparator.comparing(MemoryBudget::path));
+        out.append("  budgets open ").append(budgets.size()).append('\n');
+        for (MemoryBudget b : budgets) {
+            out.append("    '").append(b.path()).append("': used ").append(b.used()).append(" B of ")
+                    .append(b.limit).append(" B, peak ").append(b.peak()).append(" B\n");
+        }
         out.append("  page map: '.' free, '#' run in use, 's' subpage\n");
         for (int i = 0; i < core.arenas.length; i++) {
             PoolMetrics.ArenaMetrics a = m.arenas().get(i);
@@ -71,9 +78,21 @@ final class PoolReport {
      * closed; at close, once no operation is in flight.
      */
     static void reportLeaks(PoolCore core) {
+        List<String> budgets = new ArrayList<>();
+        for (MemoryBudget budget : core.budgets) {
+            String held = budget.closeByPool();
+            if (held != null) {
+                budgets.add(held);
+            }
+        }
+        core.budgets.clear();
+        if (!budgets.isEmpty()) {
+            LeakTracker.warn("pool '" + core.name + "' closed with budgets still holding memory: "
+                    + String.join("; ", budgets), List.of());
+        }
         long[] units = new long[4];
         for (PoolArena arena : core.arenas) {
-            ArenaInspection.countUnits(arena, units);
+            ArenaInspection.countUnits(arena, units, null);
         }
         for (NativeMemory.Huge huge : core.memory.liveHuge()) {
             int at = huge.state() == UnitState.LIVE ? 0 : 2;

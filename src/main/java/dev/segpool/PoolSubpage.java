@@ -1,5 +1,8 @@
 package dev.segpool;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+
 /**
  * A run of pages cut into equal elements of one small size class, with a bitmap of the elements
  * handed out (to users or to thread caches).
@@ -10,6 +13,16 @@ package dev.segpool;
  * published to those readers through {@link PoolChunk}'s subpage table with release/acquire.
  */
 final class PoolSubpage {
+    private static final VarHandle OWNERS;
+
+    static {
+        try {
+            OWNERS = MethodHandles.lookup().findVarHandle(PoolSubpage.class, "owners", MemoryBudget[].class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     final PoolChunk chunk;
     final int sizeIndex;
     final int elementSize;
@@ -20,6 +33,12 @@ final class PoolSubpage {
     final int maxElements;
     /** One {@link UnitState} per element. */
     final byte[] states;
+
+    /**
+     * The budget that owns each {@link UnitState#BUDGET} element; made by the first budget that takes
+     * an element of this subpage (most subpages never serve one), then never replaced.
+     */
+    private volatile MemoryBudget[] owners;
 
     private final long[] bitmap;
     /** No word below this one has a clear bit. */
@@ -74,6 +93,24 @@ final class PoolSubpage {
             searchFrom = w;
         }
         available++;
+    }
+
+    /** The owners array, made on first use by whichever thread gets there first. */
+    MemoryBudget[] owners() {
+        MemoryBudget[] o = owners;
+        if (o == null) {
+            MemoryBudget[] made = new MemoryBudget[maxElements];
+            o = (MemoryBudget[]) OWNERS.compareAndExchange(this, null, made);
+            if (o == null) {
+                o = made;
+            }
+        }
+        return o;
+    }
+
+    /** The owners array, or null when no budget ever took an element of this subpage. */
+    MemoryBudget[] ownersIfAny() {
+        return owners;
     }
 
     boolean isAllocated(int index) {

@@ -157,11 +157,11 @@ final class PoolThreadCache {
 
     /**
      * Pops a unit of class {@code sizeIndex}, which {@link #has} (or {@link #prepare}) said is there,
-     * and hands it out in {@code state} as a segment of {@code byteSize} bytes (contents unspecified).
+     * and hands it out in {@code state} (owned by {@code owner} for {@code BUDGET}) as a segment of {@code byteSize} bytes (contents unspecified).
      * This is the only place a cached unit becomes a segment, so that a caller's fast path has one
      * allocation site for escape analysis to remove.
      */
-    MemorySegment pop(int sizeIndex, long byteSize, byte state) {
+    MemorySegment pop(int sizeIndex, long byteSize, byte state, MemoryBudget owner) {
         final Stack stack = stacks[sizeIndex];
         final int n = stack.size - 1;
         stack.size = n;
@@ -171,7 +171,7 @@ final class PoolThreadCache {
         if (--untilTrim == 0) {
             trimIdleEntries();
         }
-        return chunk.hand(handle, stack.elementSize, byteSize, state);
+        return chunk.hand(handle, stack.elementSize, byteSize, state, owner);
     }
 
     /** Keeps a claimed unit of class {@code sizeIndex}; false when this cache does not hold the class. */

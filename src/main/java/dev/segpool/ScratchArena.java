@@ -59,20 +59,43 @@ final class ScratchArena implements Arena {
     private int units;
     /** Set for arenas that leak detection sampled: watches this arena and reports it if it leaks. */
     private final LeakWatch watch;
+    /** The budget charged for this arena's units until it closes; null for the pool's own arenas. */
+    private final MemoryBudget budget;
+    /** Bytes charged to {@link #budget} for the units held. */
+    private long charged;
 
-    ScratchArena(PoolCore core, boolean shared, LeakTracker.AllocationSite site) {
+    /**
+     * Opens an arena of {@code core}, charged to {@code budget} (null: none), sampled for leak detection
+     * when the pool's leak detection says so. The caller checked that the pool is open.
+     */
+    static ScratchArena open(PoolCore core, boolean shared, MemoryBudget budget) {
+        LeakTracker.AllocationSite site = core.leaks.enabled()
+                ? core.leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
+        return new ScratchArena(core, shared, site, budget);
+    }
+
+    private ScratchArena(PoolCore core, boolean shared, LeakTracker.AllocationSite site, MemoryBudget budget) {
         this.core = core;
+        this.budget = budget;
         this.owner = shared ? null : Thread.currentThread();
         this.bindScope = core.nativeAccess;
         this.cache = shared ? null : core.caches.current();
         if (bindScope) {
             this.scopeArena = shared ? Arena.ofShared() : Arena.ofConfined();
         }
+        if (budget != null) {
+            budget.arenaOpened();
+        }
         this.watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site,
-                bindScope ? scopeArena.scope() : this);
+                bindScope ? scopeArena.scope() : this, budget);
         if (!shared) {
             // A confined arena takes its first block now, so that allocate() is only a bump of an offset.
-            takeBlock();
+            try {
+                takeBlock();
+            } catch (RuntimeException | Error e) {
+                abandon();
+                throw e;
+            }
         }
         if (cache != null) {
             cache.arenasOpened++; // the opener's own cache: the owner thread is the caller
@@ -115,12 +138,54 @@ final class ScratchArena implements Arena {
         return block.asSlice(offset, byteSize).fill((byte) 0);
     }
 
+    /** A confined arena that could not take its first block: undoes what the constructor did. */
+    private void abandon() {
+        closed = true;
+        if (scopeArena != null) {
+            scopeArena.close();
+        }
+        if (watch != null) {
+            watch.closed();
+        }
+        if (budget != null) {
+            budget.arenaClosed();
+        }
+    }
+
     /** Takes a new block from the pool, bound to this arena's scope, to cut from its start. */
     private void takeBlock() {
-        MemorySegment raw = core.allocateArenaBlock(cache, BLOCK_SIZE);
-        keep(raw.address());
+        MemorySegment raw;
+        if (budget == null) {
+            raw = core.allocateArenaBlock(cache, BLOCK_SIZE);
+            keep(raw.address());
+        } else {
+            raw = takeCharged(BLOCK_SIZE, BLOCK_SIZE, BLOCK_SIZE);
+        }
         block = bindScope ? raw.reinterpret(scopeArena, null) : raw;
         blockUsed = 0;
+    }
+
+    /**
+     * A unit for this arena (a block when {@code byteSize} is {@link #BLOCK_SIZE} and so is the
+     * alignment, else a zeroed unit of its own), charged to the budget first: {@code unitBytes}
+     * (what the pool reserves for it). At the budget's limit, nothing is taken.
+     */
+    private MemorySegment takeCharged(long byteSize, long byteAlignment, long unitBytes) {
+        budget.charge(unitBytes);
+        try {
+            MemorySegment raw = byteSize == BLOCK_SIZE && byteAlignment == BLOCK_SIZE && unitBytes == BLOCK_SIZE
+                    ? core.allocateArenaBlock(cache, BLOCK_SIZE)
+                    : core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, null, true);
+            keep(raw.address());
+            charged += unitBytes;
+            if (watch != null) {
+                watch.charged(unitBytes);
+            }
+            return raw;
+        } catch (RuntimeException | Error e) {
+            budget.discharge(unitBytes);
+            throw e;
+        }
     }
 
     /** Cuts a segment from the start of a new block. */
@@ -158,8 +223,13 @@ final class ScratchArena implements Arena {
 
     /** A request too large (or too aligned) to cut from a block: a pool unit of its own, zeroed. */
     private MemorySegment allocateUnit(long byteSize, long byteAlignment) {
-        MemorySegment raw = core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, true);
-        keep(raw.address());
+        MemorySegment raw;
+        if (budget == null) {
+            raw = core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, null, true);
+            keep(raw.address());
+        } else {
+            raw = takeCharged(byteSize, byteAlignment, core.unitSize(byteSize, byteAlignment));
+        }
         if (watch != null) {
             watch.counted(byteSize);
         }
@@ -233,8 +303,8 @@ final class ScratchArena implements Arena {
     @Override
     public void close() {
         PoolThreadCache own = cache;
-        if (Thread.currentThread() != owner || closed || units != 1 || watch != null || own == null
-                || own.owner != owner) {
+        if (Thread.currentThread() != owner || closed || units != 1 || watch != null || budget != null
+                || own == null || own.owner != owner) {
             closeOther();
             return;
         }
@@ -277,6 +347,10 @@ final class ScratchArena implements Arena {
         if (watch != null) {
             watch.closed();
         }
+        if (budget != null) {
+            budget.discharge(charged);
+            budget.arenaClosed();
+        }
         opened(-1);
     }
 
@@ -312,14 +386,17 @@ final class ScratchArena implements Arena {
         private final String kind;
         private final LeakTracker.AllocationSite site;
         private final Cleaner.Cleanable cleanable;
+        private final MemoryBudget budget;
+        private long charged;
         private long[] addresses = new long[4];
         private int units;
         private long count;
         private long bytes;
         private boolean done;
 
-        LeakWatch(PoolCore core, String kind, LeakTracker.AllocationSite site, Object watched) {
+        LeakWatch(PoolCore core, String kind, LeakTracker.AllocationSite site, Object watched, MemoryBudget budget) {
             this.core = core;
+            this.budget = budget;
             this.kind = kind;
             this.site = site;
             this.cleanable = CLEANER.register(watched, this);
@@ -330,6 +407,10 @@ final class ScratchArena implements Arena {
                 addresses = Arrays.copyOf(addresses, units * 2);
             }
             addresses[units++] = address;
+        }
+
+        synchronized void charged(long bytes) {
+            charged += bytes;
         }
 
         synchronized void counted(long byteSize) {
@@ -353,6 +434,10 @@ final class ScratchArena implements Arena {
                 done = true;
                 for (int i = 0; i < units; i++) {
                     core.giveBackArenaUnit(addresses[i], null);
+                }
+                if (budget != null) {
+                    budget.discharge(charged);
+                    budget.arenaClosed();
                 }
             }
             core.caches.arenasClosed.increment();

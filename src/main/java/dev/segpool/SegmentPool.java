@@ -91,13 +91,74 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
      * @param segment the segment to give back
      * @throws IllegalArgumentException if the segment did not come from this pool (a heap segment, a
      *                                  JDK arena's segment, another pool's), was already freed, does not
-     *                                  start an allocation, or belongs to one of this pool's arenas
-     *                                  (those are freed by closing the arena); the pool is unchanged
+     *                                  start an allocation, belongs to one of this pool's arenas
+     *                                  (those are freed by closing the arena) or to one of its budgets
+     *                                  (freed through that budget); the pool is unchanged
      * @throws NullPointerException     if {@code segment} is null
      * @throws IllegalStateException    if the pool is closed
      */
     public void free(MemorySegment segment) {
         core.free(segment);
+    }
+
+    /**
+     * Changes the size of a segment {@link #allocate} returned, as C's {@code realloc} does, with
+     * alignment 1: see {@link #reallocate(MemorySegment, long, long)}.
+     *
+     * @param segment     a live segment of this pool
+     * @param newByteSize the new size in bytes, at least 0
+     * @return the segment of {@code newByteSize} bytes; {@code segment} must not be used again
+     * @throws IllegalArgumentException     as for {@link #free}, or if {@code newByteSize < 0}
+     * @throws MemoryLimitExceededException if the pool would need native memory beyond its limit;
+     *                                      {@code segment} stays valid and unchanged
+     * @throws NullPointerException         if {@code segment} is null
+     * @throws IllegalStateException        if the pool is closed
+     */
+    public MemorySegment reallocate(MemorySegment segment, long newByteSize) {
+        return core.reallocate(segment, newByteSize, 1, null);
+    }
+
+    /**
+     * Changes the size of a segment {@link #allocate} returned, as C's {@code realloc} does: returns a
+     * segment of exactly {@code newByteSize} bytes, aligned to {@code byteAlignment}, that holds the
+     * first {@code min(old, new)} bytes of the old one (the old size is {@code segment.byteSize()}); the
+     * rest of its contents is unspecified. It is at the same address when the allocation has room (its
+     * size class holds the new size) or, for a run of pages, when the pages that follow it are free;
+     * else the pool allocates, copies and frees the old allocation. Size 0 gives a live zero-size
+     * allocation (still to be freed), never a free. Of a {@code reallocate} and a {@code free} racing
+     * on one segment, exactly one takes the allocation; the other gets {@link IllegalArgumentException}.
+     * On any failure the old segment stays valid and unchanged, and nothing leaks.
+     *
+     * @param segment       a live segment of this pool
+     * @param newByteSize   the new size in bytes, at least 0
+     * @param byteAlignment the alignment the result must have, a power of two
+     * @return the segment of {@code newByteSize} bytes; {@code segment} must not be used again
+     * @throws IllegalArgumentException     as for {@link #free} (also for a budget's or an arena's
+     *                                      segment), or for a bad size or alignment
+     * @throws MemoryLimitExceededException if the pool would need native memory beyond its limit;
+     *                                      {@code segment} stays valid and unchanged
+     * @throws NullPointerException         if {@code segment} is null
+     * @throws IllegalStateException        if the pool is closed
+     */
+    public MemorySegment reallocate(MemorySegment segment, long newByteSize, long byteAlignment) {
+        return core.reallocate(segment, newByteSize, byteAlignment, null);
+    }
+
+    // ---- budgets ----
+
+    /**
+     * A top-level {@link MemoryBudget} of this pool: a limit and an account for what is allocated
+     * through it (and through its children).
+     *
+     * @param name     the budget's name (1 to 200 characters, not blank, without , = : " * ? or newline);
+     *                 names need not be unique
+     * @param maxBytes the budget's limit in bytes, at least 0
+     * @return the open budget
+     * @throws IllegalArgumentException if the name or {@code maxBytes} is not allowed
+     * @throws IllegalStateException    if the pool is closed
+     */
+    public MemoryBudget newBudget(String name, long maxBytes) {
+        return MemoryBudget.open(core, null, name, maxBytes);
     }
 
     // ---- pooled arenas ----
@@ -134,9 +195,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
 
     private Arena openArena(boolean shared) {
         core.ensureOpen();
-        LeakTracker.AllocationSite site = core.leaks.enabled()
-                ? core.leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
-        return new ScratchArena(core, shared, site);
+        return ScratchArena.open(core, shared, null);
     }
 
     // ---- thread caches ----
@@ -270,6 +329,11 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     }
 
     // ---- for JMX, JFR and tests in this package ----
+
+    /** The open budgets, for the JFR statistics event. */
+    java.util.Collection<MemoryBudget> budgets() {
+        return core.budgets;
+    }
 
     /** Lock-free totals, for JMX and JFR. */
     PoolCore.PoolTotals totals() {

@@ -29,14 +29,21 @@ final class UnitState {
      * unit back. Set only by the closing pool, with a compare-and-set from {@code ARENA}.
      */
     static final byte ORPHANED = 3;
+    /**
+     * Handed out by a {@link MemoryBudget}: freeable once, through that budget only. The budget is
+     * the unit's owner, kept beside its state ({@link #owner}), written before the state is published
+     * and cleared by the claim that frees the unit.
+     */
+    static final byte BUDGET = 4;
 
     private static final VarHandle BYTES = MethodHandles.arrayElementVarHandle(byte[].class);
+    private static final VarHandle OWNERS = MethodHandles.arrayElementVarHandle(MemoryBudget[].class);
 
     private UnitState() {}
 
     /** Publishes a unit that the caller owns exclusively. */
     static void hand(byte[] states, int unit, byte state) {
-        if (state == LIVE) {
+        if (state == LIVE || state == BUDGET) {
             BYTES.setRelease(states, unit, state);
         } else {
             BYTES.setVolatile(states, unit, state);
@@ -62,5 +69,18 @@ final class UnitState {
 
     static byte get(byte[] states, int unit) {
         return (byte) BYTES.getAcquire(states, unit);
+    }
+
+    /** The budget that owns a {@code BUDGET} unit (null for any other state), read with acquire. */
+    static MemoryBudget owner(MemoryBudget[] owners, int unit) {
+        return owners == null ? null : (MemoryBudget) OWNERS.getAcquire(owners, unit);
+    }
+
+    /**
+     * Sets (or, with null, clears) the owner of a unit the caller holds exclusively: before a
+     * {@code BUDGET} hand, or after the claim that freed it. Published by the state's release store.
+     */
+    static void setOwner(MemoryBudget[] owners, int unit, MemoryBudget owner) {
+        owners[unit] = owner;
     }
 }

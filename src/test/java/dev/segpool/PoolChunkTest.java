@@ -171,18 +171,18 @@ class PoolChunkTest {
     @Test
     void claim_ofARunStart_returnsItsHandle_andAnythingElseIsRefusedUnchanged() {
         long run = chunk.allocateRun(3, 1);
-        chunk.hand(run, 0, 3 * PAGE, UnitState.LIVE);
+        chunk.hand(run, 0, 3 * PAGE, UnitState.LIVE, null);
         long start = chunk.base;
         assertRefused(start + 8, "points inside");
         assertRefused(start + PAGE, "no live allocation");
         assertRefused(start + 5 * PAGE, "chunk-test");
-        assertEquals(run, chunk.claim(start, UnitState.LIVE));
+        assertEquals(run, chunk.claim(start, UnitState.LIVE, null));
         assertRefused(start, "already freed");
     }
 
     private void assertRefused(long address, String why) {
-        assertEquals(Handle.NONE, chunk.claim(address, UnitState.LIVE));
-        String message = chunk.claimFailure(address, UnitState.LIVE).getMessage();
+        assertEquals(Handle.NONE, chunk.claim(address, UnitState.LIVE, null));
+        String message = chunk.claimFailure(address, null).getMessage();
         assertTrue(message.contains(why), message);
     }
 }
