@@ -132,6 +132,7 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
      */
     @Override
     public MemorySegment allocate(long byteSize, long byteAlignment) {
+        ensureNotClosed();
         long bytes = core.unitSize(byteSize, byteAlignment);
         charge(bytes);
         try {
