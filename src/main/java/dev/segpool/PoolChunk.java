@@ -390,7 +390,7 @@ final class PoolChunk {
             return Handle.NONE;
         }
         int inRun = (int) (offset - ((long) runOffset << pageShifts)); // a subpage run is at most 7 pages
-        int index = inRun / subpage.elementSize;
+        int index = subpage.indexAt(inRun);
         if (index * subpage.elementSize != inRun || index >= subpage.maxElements
                 || owner != null && UnitState.owner(subpage.ownersIfAny(), index) != owner
                 || UnitState.claim(subpage.states, index, expected) != expected) {
@@ -421,7 +421,7 @@ final class PoolChunk {
                 return Errors.notLive(arena.poolName, address, false);
             }
             int inRun = (int) (offset - ((long) subpage.runOffset << pageShifts));
-            int index = inRun / subpage.elementSize;
+            int index = subpage.indexAt(inRun);
             if (index * subpage.elementSize != inRun || index >= subpage.maxElements) {
                 return Errors.interior(arena.poolName, address, base + subpage.elementOffset(index),
                         subpage.elementSize);
@@ -452,7 +452,7 @@ final class PoolChunk {
             return UnitState.owner(runOwners, page);
         }
         PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, Handle.runOffset(handle));
-        int index = subpage == null ? -1 : (int) (offset - ((long) subpage.runOffset << pageShifts)) / subpage.elementSize;
+        int index = subpage == null ? -1 : subpage.indexAt(offset - ((long) subpage.runOffset << pageShifts));
         return index < 0 || index >= subpage.maxElements ? null : UnitState.owner(subpage.ownersIfAny(), index);
     }
 

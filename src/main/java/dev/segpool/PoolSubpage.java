@@ -33,6 +33,8 @@ final class PoolSubpage {
     final int maxElements;
     /** One {@link UnitState} per element. */
     final byte[] states;
+    /** {@code ceil(2^64 / elementSize)}: turns the division in {@link #indexAt} into a multiplication. */
+    private final long reciprocal;
 
     /**
      * The budget that owns each {@link UnitState#BUDGET} element; made by the first budget that takes
@@ -60,6 +62,7 @@ final class PoolSubpage {
         this.runPages = Handle.runPages(runHandle);
         this.maxElements = maxElements;
         this.states = new byte[maxElements];
+        this.reciprocal = Long.divideUnsigned(-1L, elementSize) + 1;
         this.bitmap = new long[(maxElements + Long.SIZE - 1) >>> 6];
         int tail = maxElements & (Long.SIZE - 1);
         if (tail != 0) {
@@ -93,6 +96,15 @@ final class PoolSubpage {
             searchFrom = w;
         }
         available++;
+    }
+
+    /**
+     * {@code inRun / elementSize} for a byte offset inside this subpage's run, without a division: the
+     * high half of {@code inRun * ceil(2^64 / elementSize)}, exact while {@code inRun * elementSize <
+     * 2^64} (a run is at most 7 pages of at most 1 MiB).
+     */
+    int indexAt(long inRun) {
+        return (int) Math.unsignedMultiplyHigh(inRun, reciprocal);
     }
 
     /** The owners array, made on first use by whichever thread gets there first. */

@@ -136,4 +136,24 @@ class PoolSubpageTest {
         assertEquals(200, Handle.bitmapIndex(subpage.allocate()));
         assertEquals(Handle.NONE, subpage.allocate());
     }
+
+    /** {@code indexAt} replaces a division on the free path: it must equal it for every offset a run can hold. */
+    @ParameterizedTest(name = "page {0}")
+    @org.junit.jupiter.params.provider.ValueSource(ints = {4096, 8192, 65536, 1 << 20})
+    void indexAt_equalsTheDivision_atEveryElementBoundary_forEveryClassAndPageSize(int pageSize) {
+        SizeClasses classes = new SizeClasses(pageSize, pageSize * 64);
+        for (int sizeIndex = 0; sizeIndex < classes.smallClasses; sizeIndex++) {
+            int size = classes.size(sizeIndex);
+            int pages = classes.subpageRunPages(sizeIndex);
+            PoolSubpage subpage = new PoolSubpage(null, sizeIndex, size, Handle.subpageRun(0, pages),
+                    classes.subpageElements(sizeIndex));
+            long runBytes = (long) pages * pageSize;
+            for (long element = 0; element * size < runBytes; element++) {
+                for (long inRun = Math.max(0, element * size - 1); inRun <= element * size + 1 && inRun < runBytes; inRun++) {
+                    assertEquals(inRun / size, subpage.indexAt(inRun), "size " + size + ", offset " + inRun);
+                }
+            }
+            assertEquals((runBytes - 1) / size, subpage.indexAt(runBytes - 1), "size " + size + ", last byte");
+        }
+    }
 }
