@@ -101,6 +101,38 @@ class ObservabilityTest {
     }
 
     @Test
+    void openBudgets_areShownByDumpStats_andByThePeriodicJfrEvent() throws Exception {
+        Path file = Files.createTempFile("segpool", ".jfr");
+        try (Recording recording = new Recording()) {
+            recording.enable("dev.segpool.BudgetStatistics").withPeriod(Duration.ofMillis(50));
+            recording.start();
+            try (SegmentPool pool = SegmentPool.builder().name("budgeted").build();
+                 MemoryBudget tenant = pool.newBudget("tenant", 1 << 20);
+                 MemoryBudget query = tenant.newBudget("query", 1 << 16)) {
+                MemorySegment segment = query.allocate(1000); // class 1024
+                String stats = pool.dumpStats();
+                assertTrue(stats.contains("budgets open 2"), stats);
+                assertTrue(stats.contains("'tenant/query': used 1024 B of 65536 B, peak 1024 B"), stats);
+                assertTrue(stats.contains("'tenant': used 1024 B of 1048576 B"), stats);
+                Thread.sleep(500); // the periodic event, every 50 ms, needs time to be emitted
+                query.free(segment);
+            }
+            recording.stop();
+            recording.dump(file);
+        }
+        List<RecordedEvent> events = RecordingFile.readAllEvents(file);
+        Files.delete(file);
+        List<RecordedEvent> query = events.stream()
+                .filter(e -> e.getEventType().getName().equals("dev.segpool.BudgetStatistics"))
+                .filter(e -> "budgeted".equals(e.getString("pool")))
+                .filter(e -> "tenant/query".equals(e.getString("budget"))).toList();
+        assertFalse(query.isEmpty(), events.toString());
+        assertEquals(1024, query.getFirst().getLong("usedBytes"));
+        assertEquals(1024, query.getFirst().getLong("peakBytes"));
+        assertEquals(1 << 16, query.getFirst().getLong("maxBytes"));
+    }
+
+    @Test
     void jfr_eventsCarryThePoolName() throws Exception {
         Path file = Files.createTempFile("segpool", ".jfr");
         try (Recording recording = new Recording()) {
