@@ -7,12 +7,14 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 
 /**
- * libc {@code malloc} and {@code free} through plain FFM downcalls (no {@code critical} option), with
- * addresses passed as {@code long}s so that no segment is made for them. Needs native access.
+ * libc {@code malloc}, {@code realloc} and {@code free} through plain FFM downcalls (no {@code critical}
+ * option), with addresses passed as {@code long}s so that no segment is made for them. Needs native
+ * access.
  */
 final class MallocPeer extends Peer {
     private static final MethodHandle MALLOC;
     private static final MethodHandle FREE;
+    private static final MethodHandle REALLOC;
 
     static {
         Linker linker = Linker.nativeLinker();
@@ -20,6 +22,8 @@ final class MallocPeer extends Peer {
                 FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
         FREE = linker.downcallHandle(linker.defaultLookup().findOrThrow("free"),
                 FunctionDescriptor.ofVoid(ValueLayout.JAVA_LONG));
+        REALLOC = linker.downcallHandle(linker.defaultLookup().findOrThrow("realloc"),
+                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
     }
 
     static long malloc(long byteSize) {
@@ -46,6 +50,21 @@ final class MallocPeer extends Peer {
         }
     }
 
+    /** libc {@code realloc}: the new address; the old one stays valid when it throws. */
+    static long realloc(long address, long byteSize) {
+        try {
+            long moved = (long) REALLOC.invokeExact(address, byteSize);
+            if (moved == 0) {
+                throw new OutOfMemoryError("realloc(" + byteSize + ") returned NULL");
+            }
+            return moved;
+        } catch (Error | RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
     @Override
     public long pair(int byteSize) {
         long address = malloc(byteSize);
@@ -59,6 +78,19 @@ final class MallocPeer extends Peer {
         MemorySegment all = MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
         for (long offset = 0; offset < byteSize; offset += 4096) {
             all.set(ValueLayout.JAVA_BYTE, address + offset, (byte) 1);
+        }
+        free(address);
+        return address;
+    }
+
+    @Override
+    public long grow(int fromSize, int toSize) {
+        MemorySegment all = MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
+        long address = malloc(fromSize);
+        all.set(ValueLayout.JAVA_BYTE, address + fromSize - 1, (byte) 1);
+        for (long size = 2L * fromSize; size <= toSize; size *= 2) {
+            address = realloc(address, size);
+            all.set(ValueLayout.JAVA_BYTE, address + size - 1, (byte) 1);
         }
         free(address);
         return address;

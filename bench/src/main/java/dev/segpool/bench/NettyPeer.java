@@ -56,6 +56,24 @@ final class NettyPeer extends Peer {
         return address;
     }
 
+    /**
+     * A direct buffer of {@code fromSize} bytes with {@code toSize} as its maximum capacity, grown by
+     * {@code ByteBuf.capacity(int)}: Netty keeps it in place only while its allocation has room, else
+     * reallocates (allocate, copy, free).
+     */
+    @Override
+    public long grow(int fromSize, int toSize) {
+        ByteBuf buffer = allocator.directBuffer(fromSize, toSize);
+        buffer.setByte(fromSize - 1, 1);
+        for (long size = 2L * fromSize; size <= toSize; size *= 2) {
+            buffer.capacity((int) size);
+            buffer.setByte((int) size - 1, 1);
+        }
+        long address = address(buffer);
+        buffer.release();
+        return address;
+    }
+
     @Override
     public Slots slots(int count) {
         ByteBuf[] live = new ByteBuf[count];

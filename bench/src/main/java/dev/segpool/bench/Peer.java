@@ -21,6 +21,10 @@ import java.util.Locale;
  *   <li>{@code segpool-scoped}: {@code SegmentPool.create()}, with each {@link #runTask task} run inside
  *       {@code pool.runWithThreadCache(...)}: the scoped cache virtual threads can use (virtual-thread
  *       benchmark only; outside a task it is {@code segpool});</li>
+ *   <li>{@code segpool-budget}: {@code SegmentPool.create()}, every allocation through a top-level
+ *       {@code MemoryBudget} whose limit never binds (budget benchmarks only);</li>
+ *   <li>{@code segpool-budget2}: the same through a child of that budget: two levels charged (budget
+ *       benchmark only);</li>
  *   <li>{@code netty-pooled}: Netty 4.2 {@code PooledByteBufAllocator}, direct buffers, thread caches for
  *       all threads ({@code useCacheForAllThreads = true});</li>
  *   <li>{@code netty-adaptive}: Netty 4.2 {@code AdaptiveByteBufAllocator}, direct buffers, caches for
@@ -37,7 +41,8 @@ import java.util.Locale;
 public abstract class Peer implements AutoCloseable {
     /** Every name {@link #of} knows. */
     public static final List<String> NAMES = List.of("segpool", "segpool-arena", "segpool-decay", "segpool-trim",
-            "segpool-scoped", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc", "malloc-segment");
+            "segpool-scoped", "segpool-budget", "segpool-budget2", "netty-pooled", "netty-adaptive", "jdk-arena",
+            "malloc", "malloc-segment");
 
     public static Peer of(String name) {
         return switch (name) {
@@ -46,6 +51,8 @@ public abstract class Peer implements AutoCloseable {
             case "segpool-decay" -> new SegpoolPeer(Duration.ofMillis(500));
             case "segpool-trim" -> SegpoolPeer.trimmedAfterDrain();
             case "segpool-scoped" -> SegpoolPeer.scoped();
+            case "segpool-budget" -> new BudgetPeer(1);
+            case "segpool-budget2" -> new BudgetPeer(2);
             case "netty-pooled" -> NettyPeer.pooled();
             case "netty-adaptive" -> NettyPeer.adaptive();
             case "jdk-arena" -> new JdkArenaPeer();
@@ -63,6 +70,17 @@ public abstract class Peer implements AutoCloseable {
      * {@link Slots#touch} does), and frees them; returns the address.
      */
     public abstract long touchedPair(int byteSize);
+
+    /**
+     * Allocates {@code fromSize} bytes and grows the buffer by doubling up to {@code toSize} through the
+     * allocator's own way of resizing (segpool's {@code reallocate}, libc {@code realloc}, Netty's
+     * {@code ByteBuf.capacity(int)}), writing one byte at the new end after the allocation and after
+     * each step; then frees it and returns its last address. Peers without a way to resize throw
+     * {@link UnsupportedOperationException}.
+     */
+    public long grow(int fromSize, int toSize) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot resize a buffer");
+    }
 
     /**
      * Runs one task of a thread that is not the allocator's own (a virtual thread's body): just runs it,

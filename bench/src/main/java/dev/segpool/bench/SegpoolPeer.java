@@ -3,6 +3,7 @@ package dev.segpool.bench;
 import dev.segpool.PoolMetrics;
 import dev.segpool.SegmentPool;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.time.Duration;
 
 /**
@@ -68,6 +69,18 @@ final class SegpoolPeer extends Peer {
     public long touchedPair(int byteSize) {
         MemorySegment segment = pool.allocate(byteSize);
         SegmentSlots.touch(segment, byteSize);
+        pool.free(segment);
+        return segment.address();
+    }
+
+    @Override
+    public long grow(int fromSize, int toSize) {
+        MemorySegment segment = pool.allocate(fromSize);
+        segment.set(ValueLayout.JAVA_BYTE, fromSize - 1, (byte) 1);
+        for (long size = 2L * fromSize; size <= toSize; size *= 2) {
+            segment = pool.reallocate(segment, size);
+            segment.set(ValueLayout.JAVA_BYTE, size - 1, (byte) 1);
+        }
         pool.free(segment);
         return segment.address();
     }
