@@ -358,7 +358,7 @@ final class PoolChunk {
      * Claims the unit in state {@code expected} that starts at {@code address} (inside this chunk) for
      * freeing and returns its handle; {@link Handle#NONE}, changing nothing, when no such unit starts
      * there ({@link #claimFailure} says why). A {@code BUDGET} unit is claimed only by its
-     * {@code owner} (null for other states), whose mark the claim then clears. The one
+     * {@code owner} (null for other states). The one
      * compare-and-exchange on the unit's state is the only write that decides: of two racing claims,
      * one wins.
      */
@@ -377,9 +377,6 @@ final class PoolChunk {
                 || UnitState.claim(runStates, page, expected) != expected) {
             return Handle.NONE;
         }
-        if (owner != null) {
-            UnitState.setOwner(runOwners, page, null);
-        }
         return handle;
     }
 
@@ -395,9 +392,6 @@ final class PoolChunk {
                 || owner != null && UnitState.owner(subpage.ownersIfAny(), index) != owner
                 || UnitState.claim(subpage.states, index, expected) != expected) {
             return Handle.NONE;
-        }
-        if (owner != null) {
-            UnitState.setOwner(subpage.ownersIfAny(), index, null);
         }
         return Handle.element(subpage.runHandle, index);
     }
@@ -449,11 +443,12 @@ final class PoolChunk {
             return null;
         }
         if (!Handle.isSubpage(handle)) {
-            return UnitState.owner(runOwners, page);
+            return UnitState.get(runStates, page) == UnitState.BUDGET ? UnitState.owner(runOwners, page) : null;
         }
         PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, Handle.runOffset(handle));
         int index = subpage == null ? -1 : subpage.indexAt(offset - ((long) subpage.runOffset << pageShifts));
-        return index < 0 || index >= subpage.maxElements ? null : UnitState.owner(subpage.ownersIfAny(), index);
+        return index < 0 || index >= subpage.maxElements || UnitState.get(subpage.states, index) != UnitState.BUDGET
+                ? null : UnitState.owner(subpage.ownersIfAny(), index);
     }
 
     /**

@@ -31,8 +31,10 @@ final class UnitState {
     static final byte ORPHANED = 3;
     /**
      * Handed out by a {@link MemoryBudget}: freeable once, through that budget only. The budget is
-     * the unit's owner, kept beside its state ({@link #owner}), written before the state is published
-     * and cleared by the claim that frees the unit.
+     * the unit's owner, kept beside its state ({@link #owner}) and written before the state is
+     * published. It is not cleared when the unit is freed (the free path stays short): an owner means
+     * something only while the state is {@code BUDGET}, and the next budget to take the unit
+     * overwrites it.
      */
     static final byte BUDGET = 4;
 
@@ -76,10 +78,7 @@ final class UnitState {
         return owners == null ? null : (MemoryBudget) OWNERS.getAcquire(owners, unit);
     }
 
-    /**
-     * Sets (or, with null, clears) the owner of a unit the caller holds exclusively: before a
-     * {@code BUDGET} hand, or after the claim that freed it. Published by the state's release store.
-     */
+    /** Sets the owner of a unit the caller holds exclusively, before a {@code BUDGET} hand publishes it. */
     static void setOwner(MemoryBudget[] owners, int unit, MemoryBudget owner) {
         owners[unit] = owner;
     }
