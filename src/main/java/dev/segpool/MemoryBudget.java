@@ -132,15 +132,18 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
      */
     @Override
     public MemorySegment allocate(long byteSize, long byteAlignment) {
-        ensureNotClosed();
+        ensureNotClosed(); // first: a closed budget charges nothing up the tree, and its limit is not checked
         long bytes = core.unitSize(byteSize, byteAlignment);
         charge(bytes);
+        MemorySegment segment;
         try {
-            return core.allocateOwned(byteSize, byteAlignment, this);
+            segment = core.allocateOwned(byteSize, byteAlignment, this);
         } catch (RuntimeException | Error e) {
             discharge(bytes);
             throw e;
         }
+        raisePeaks();
+        return segment;
     }
 
     /**
@@ -253,7 +256,8 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
 
     /**
      * {@return the most bytes ever charged at once} Charges that were refused higher up in the tree
-     * (and taken back) do not count.
+     * (and taken back) do not count, nor charges for allocations that then failed (at the pool's limit,
+     * or for want of native memory).
      *
      * @throws IllegalStateException if this budget is closed
      */
@@ -350,7 +354,8 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
     /**
      * Charges {@code bytes} to this budget and every ancestor, or throws
      * {@link MemoryLimitExceededException} having charged nothing; {@link IllegalStateException}
-     * (charging nothing) when this budget closed first.
+     * (charging nothing) when this budget closed first. Peaks are not raised here: the caller calls
+     * {@link #raisePeaks()} once what the charge is for has succeeded, or {@link #discharge} if it failed.
      */
     void charge(long bytes) {
         for (;;) {
@@ -372,23 +377,30 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
 
     /**
      * Charges {@code budget} and its ancestors, top last; returns null, or the budget that refused,
-     * after taking the charge back from those below it. A peak is raised only once the whole chain took
-     * the charge.
+     * after taking the charge back from those below it.
      */
     private static MemoryBudget chargeChain(MemoryBudget budget, long bytes) {
-        long now = budget.tryAdd(bytes);
-        if (now < 0) {
+        if (budget.tryAdd(bytes) < 0) {
             return budget;
         }
         MemoryBudget refused = budget.parent == null ? null : chargeChain(budget.parent, bytes);
         if (refused != null) {
             USED.getAndAdd(budget, -bytes);
-            return refused;
         }
-        if (now > budget.peak) {
-            budget.raisePeak(now);
+        return refused;
+    }
+
+    /**
+     * After what a {@link #charge} was for succeeded (an allocation, a growth in place, an arena's
+     * unit): raises the peak of this budget and every ancestor to its use now, which holds that charge.
+     */
+    void raisePeaks() {
+        for (MemoryBudget b = this; b != null; b = b.parent) {
+            long now = b.used;
+            if (now > b.peak) {
+                b.raisePeak(now);
+            }
         }
-        return null;
     }
 
     /** Adds {@code bytes} to {@link #used} unless that would cross the limit; returns the new use, or -1. */

@@ -360,7 +360,8 @@ final class PoolChunk {
      * there ({@link #claimFailure} says why). A {@code BUDGET} unit is claimed only by its
      * {@code owner} (null for other states). The one
      * compare-and-exchange on the unit's state is the only write that decides: of two racing claims,
-     * one wins.
+     * one wins. A run's handle is read again once claimed, so that a free that lost to a reallocate
+     * which resized the run in place (and then finds it handed out again) frees the run as it is now.
      */
     long claim(long address, byte expected, MemoryBudget owner) {
         long offset = address - base;
@@ -377,7 +378,10 @@ final class PoolChunk {
                 || UnitState.claim(runStates, page, expected) != expected) {
             return Handle.NONE;
         }
-        return handle;
+        // The run is ours now, but the handle read above may be stale: a reallocate may have claimed it
+        // in between, resized it in place and handed it out again (same page, same state, other length).
+        // The hand's release of the state, read by our claim, publishes the run map entry of the run we hold.
+        return (long) LONGS.getAcquire(runMap, page);
     }
 
     private long claimElement(long subpageRun, long offset, byte expected, MemoryBudget owner) {

@@ -405,6 +405,8 @@ final class PoolCore {
             if (run != Handle.NONE) {
                 if (owner != null && delta < 0) {
                     owner.discharge(-delta);
+                } else if (owner != null && delta > 0) {
+                    owner.raisePeaks();
                 }
                 return chunk.hand(run, 0, newByteSize, state, owner);
             }
@@ -448,6 +450,8 @@ final class PoolCore {
         MemorySegment.copy(old, 0, moved, 0, Math.min(old.byteSize(), newByteSize));
         if (owner != null && delta < 0) {
             owner.discharge(-delta);
+        } else if (owner != null && delta > 0) {
+            owner.raisePeaks();
         }
         return moved;
     }

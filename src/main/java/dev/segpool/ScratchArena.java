@@ -181,6 +181,7 @@ final class ScratchArena implements Arena {
             if (watch != null) {
                 watch.charged(unitBytes);
             }
+            budget.raisePeaks();
             return raw;
         } catch (RuntimeException | Error e) {
             budget.discharge(unitBytes);
