@@ -154,11 +154,17 @@ final class PoolCore {
 
     /**
      * The calling thread's cache (made on first use) with class {@code sizeIndex} ready to pop; null
-     * when the thread gets no cache or the cache does not hold the class.
+     * when the thread gets no cache, the cache does not hold the class, or its refill met the memory
+     * limit: {@link #allocateSlow} then gives back what the pool can (empty chunks of other arenas too)
+     * and tries again, which the fast path does not.
      */
     private PoolThreadCache preparedCache(int sizeIndex) {
         PoolThreadCache cache = caches.currentOrCreate();
-        return cache != null && cache.prepare(sizeIndex) ? cache : null;
+        try {
+            return cache != null && cache.prepare(sizeIndex) ? cache : null;
+        } catch (MemoryLimitExceededException atLimit) {
+            return null;
+        }
     }
 
     /**

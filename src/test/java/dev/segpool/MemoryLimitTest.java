@@ -19,6 +19,30 @@ import org.junit.jupiter.api.Test;
 class MemoryLimitTest {
     private static final int CHUNK = 1 << 16;
 
+    /**
+     * At the limit, with every reserved chunk empty but in another thread's arena, a cached allocation
+     * (the fast path's refill) gives those chunks back and succeeds, as an uncached one does.
+     */
+    @Test
+    void fastPathRefill_atTheLimit_reclaimsOtherArenasEmptyChunks() throws Exception {
+        try (SegmentPool pool = SegmentPool.builder().name("refill-at-limit").pageSize(4096).chunkSize(CHUNK)
+                .arenas(2).maxMemory(2L * CHUNK).decay(java.time.Duration.ofDays(1)).build()) {
+            pool.free(pool.allocate(64)); // binds this thread's cache to one arena
+            Thread other = Thread.ofPlatform().start(() -> { // the other arena: two chunks, then empty
+                MemorySegment a = pool.allocate(40_000);
+                MemorySegment b = pool.allocate(40_000);
+                pool.free(a);
+                pool.free(b);
+                pool.trimCurrentThreadCache();
+            });
+            other.join();
+            assertEquals(2L * CHUNK, pool.metrics().reservedBytes());
+            MemorySegment cached = pool.allocate(16_384); // a new class here: its refill needs a chunk
+            assertEquals(16_384, cached.byteSize());
+            pool.free(cached);
+        }
+    }
+
     @Test
     void limit_isNeverCrossed_whileThreadsRace() throws Exception {
         long limit = 16L * CHUNK;
