@@ -26,20 +26,27 @@ class MemoryLimitTest {
     @Test
     void fastPathRefill_atTheLimit_reclaimsOtherArenasEmptyChunks() throws Exception {
         try (SegmentPool pool = SegmentPool.builder().name("refill-at-limit").pageSize(4096).chunkSize(CHUNK)
-                .arenas(2).maxMemory(2L * CHUNK).decay(java.time.Duration.ofDays(1)).build()) {
-            pool.free(pool.allocate(64)); // binds this thread's cache to one arena
+                .arenas(2).maxMemory(3L * CHUNK).decay(java.time.Duration.ofDays(1)).build()) {
+            MemorySegment big = pool.allocate(56 * 1024); // this thread's arena: 14 of 16 pages in use
+            AtomicReference<Throwable> failure = new AtomicReference<>();
             Thread other = Thread.ofPlatform().start(() -> { // the other arena: two chunks, then empty
-                MemorySegment a = pool.allocate(40_000);
-                MemorySegment b = pool.allocate(40_000);
-                pool.free(a);
-                pool.free(b);
-                pool.trimCurrentThreadCache();
+                try {
+                    MemorySegment a = pool.allocate(40_000);
+                    MemorySegment b = pool.allocate(40_000);
+                    pool.free(a);
+                    pool.free(b);
+                    pool.trimCurrentThreadCache();
+                } catch (Throwable t) {
+                    failure.set(t);
+                }
             });
             other.join();
-            assertEquals(2L * CHUNK, pool.metrics().reservedBytes());
-            MemorySegment cached = pool.allocate(16_384); // a new class here: its refill needs a chunk
+            assertEquals(null, failure.get());
+            assertEquals(3L * CHUNK, pool.metrics().reservedBytes());
+            MemorySegment cached = pool.allocate(16_384); // 4 pages: its refill needs a chunk
             assertEquals(16_384, cached.byteSize());
             pool.free(cached);
+            pool.free(big);
         }
     }
 
