@@ -420,7 +420,7 @@ final class PoolCore {
                 owner.discharge(delta);
             }
         }
-        MemorySegment moved = move(old, newByteSize, byteAlignment, owner, newBytes - oldBytes);
+        MemorySegment moved = move(old, oldBytes, newByteSize, byteAlignment, owner, newBytes - oldBytes);
         giveBack(chunk, handle);
         if (trackLeaks) {
             leaks.freed(address);
@@ -435,11 +435,12 @@ final class PoolCore {
     }
 
     /**
-     * A new allocation holding the first bytes of {@code old}, charged the difference {@code delta}
-     * to {@code owner}; the caller gives the old unit back. Throws, charging nothing, when it cannot.
+     * A new allocation holding the first bytes of {@code old} (whose unit has {@code oldUnitBytes}),
+     * charged the difference {@code delta} to {@code owner}; the caller gives the old unit back. Throws,
+     * charging nothing, when it cannot.
      */
-    private MemorySegment move(MemorySegment old, long newByteSize, long byteAlignment, MemoryBudget owner,
-                               long delta) {
+    private MemorySegment move(MemorySegment old, long oldUnitBytes, long newByteSize, long byteAlignment,
+                               MemoryBudget owner, long delta) {
         if (owner != null && delta > 0) {
             owner.charge(delta);
         }
@@ -453,7 +454,8 @@ final class PoolCore {
             }
             throw e;
         }
-        MemorySegment.copy(old, 0, moved, 0, Math.min(old.byteSize(), newByteSize));
+        // never past the old unit, even for a segment re-sized by reinterpret
+        MemorySegment.copy(old, 0, moved, 0, Math.min(Math.min(old.byteSize(), oldUnitBytes), newByteSize));
         if (owner != null && delta < 0) {
             owner.discharge(-delta);
         } else if (owner != null && delta > 0) {
@@ -476,7 +478,7 @@ final class PoolCore {
                 memory.restoreHuge(huge); // still huge, fits and uses at least half: stays, reserving what it did
                 return huge.segment().asSlice(0, newByteSize);
             }
-            MemorySegment moved = move(old, newByteSize, byteAlignment, owner,
+            MemorySegment moved = move(old, huge.byteSize(), newByteSize, byteAlignment, owner,
                     unitSize(newByteSize, byteAlignment) - huge.byteSize());
             memory.releaseHuge(huge);
             if (trackLeaks) {
