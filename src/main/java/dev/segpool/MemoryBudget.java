@@ -18,7 +18,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * try (MemoryBudget tenant = pool.newBudget("tenant-7", 256 << 20);
  *      MemoryBudget query = tenant.newBudget("query-42", 64 << 20)) {
  *     MemorySegment rows = query.allocate(4096);
- *     rows = query.reallocate(rows, 16384);        // grows in place when the pages after it are free
+ *     rows = query.reallocate(rows, 16384);        // charged the difference; in place when it can be
  *     try (Arena scratch = query.newArena()) {     // charged to query-42 until it closes
  *         MemorySegment key = scratch.allocate(64);
  *     }
