@@ -95,7 +95,7 @@ final class PoolReport {
             ArenaInspection.countUnits(arena, units, null);
         }
         for (NativeMemory.Huge huge : core.memory.liveHuge()) {
-            int at = huge.state() == UnitState.LIVE ? 0 : 2;
+            int at = huge.state() == UnitState.ARENA ? 2 : 0; // LIVE or BUDGET: a segment never freed
             units[at]++;
             units[at + 1] += huge.byteSize();
         }

@@ -48,6 +48,22 @@ class LeakReportTest {
         return warnings.stream().filter(w -> w.contains("'" + poolName + "'")).toList();
     }
 
+    /** A budget's segments left at close, huge ones included, count as segments never freed, not as arenas. */
+    @Test
+    void close_reportsBudgetSegmentsNeverFreed_asSegments_andNamesTheBudget() {
+        SegmentPool pool = SegmentPool.builder().name("leaky-budget").pageSize(4096).chunkSize(1 << 16).build();
+        MemoryBudget budget = pool.newBudget("tenant", 1 << 20);
+        budget.allocate(100);        // class 112
+        budget.allocate(200_000);    // huge
+        pool.close();
+        List<String> report = about("leaky-budget");
+        assertEquals(2, report.size(), report.toString());
+        assertTrue(report.get(0).contains("budget 'tenant' held " + (112 + 200_000) + " bytes (2 allocations"),
+                report.get(0));
+        assertTrue(report.get(1).contains("2 segments (" + (112 + 200_000) + " bytes) never freed and 0 arenas"
+                + " never closed (holding 0 bytes"), report.get(1));
+    }
+
     @Test
     void close_reportsSegmentsNeverFreed_withCountAndBytes() {
         SegmentPool pool = SegmentPool.builder().name("leaky-raw").pageSize(4096).chunkSize(1 << 16).build();
