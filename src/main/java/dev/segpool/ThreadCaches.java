@@ -1,5 +1,7 @@
 package dev.segpool;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.lang.ref.Cleaner;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -28,6 +30,9 @@ import java.util.concurrent.atomic.LongAdder;
 final class ThreadCaches {
     private static final Cleaner CLEANER = Cleaner.create();
     private static final int IDLE_SLOTS = 2 * Runtime.getRuntime().availableProcessors();
+    private static final VarHandle RECENT = MethodHandles.arrayElementVarHandle(PoolThreadCache[].class);
+    /** Slots of {@link #recent}: a power of two. */
+    private static final int RECENT_SLOTS = 256;
 
     /** The value a thread's {@code ThreadLocal} holds; when it becomes unreachable, its cache is released. */
     private record Holder(PoolThreadCache cache) {}
@@ -37,6 +42,14 @@ final class ThreadCaches {
     private final PoolThreadCache.CacheConfig config;
     private final boolean threadLocalCaches;
     private final ThreadLocal<Holder> threadLocal = new ThreadLocal<>();
+    /**
+     * A front for {@link #threadLocal}, which costs several dependent loads on every allocate and free:
+     * slot {@code threadId & (RECENT_SLOTS - 1)} holds the thread-local cache of the first live thread
+     * with that slot to look its cache up, so most lookups are one load and an owner check. A hit is
+     * only ever the caller's own cache (the owner is compared); a thread whose slot is taken uses the
+     * {@code ThreadLocal}. Filled by compare-and-set from null, emptied when its cache is detached.
+     */
+    private final PoolThreadCache[] recent = new PoolThreadCache[RECENT_SLOTS];
     private final ScopedValue<PoolThreadCache> scoped = ScopedValue.newInstance();
     private boolean scopedBindings;
     private final Set<PoolThreadCache> live = ConcurrentHashMap.newKeySet();
@@ -62,16 +75,29 @@ final class ThreadCaches {
         if (scopedBindings) {
             return currentScopedOrLocal();
         }
-        Holder holder = threadLocal.get();
-        return holder == null ? null : holder.cache;
+        Thread thread = Thread.currentThread();
+        PoolThreadCache cache = recent[(int) thread.threadId() & (RECENT_SLOTS - 1)];
+        return cache != null && cache.owner == thread ? cache : currentLocal(thread);
     }
 
     private PoolThreadCache currentScopedOrLocal() {
         if (scoped.isBound()) {
             return scopedIfOwned();
         }
+        return currentLocal(Thread.currentThread());
+    }
+
+    /** The thread-local cache of {@code thread} (the caller), put in {@link #recent} if its slot is free. */
+    private PoolThreadCache currentLocal(Thread thread) {
         Holder holder = threadLocal.get();
-        return holder == null ? null : holder.cache;
+        if (holder == null) {
+            return null;
+        }
+        int slot = (int) thread.threadId() & (RECENT_SLOTS - 1);
+        if (recent[slot] == null) {
+            RECENT.compareAndSet(recent, slot, (PoolThreadCache) null, holder.cache);
+        }
+        return holder.cache;
     }
 
     /** The calling thread's cache, created on first use for platform threads; null when the thread gets none. */
@@ -226,6 +252,11 @@ final class ThreadCaches {
 
     /** Forgets a released cache (its contents are back in the arenas), keeping its counts. */
     void detach(PoolThreadCache cache) {
+        for (int slot = 0; slot < RECENT_SLOTS; slot++) { // rare (a thread ended, or close): a scan is fine
+            if (recent[slot] == cache) {
+                RECENT.compareAndSet(recent, slot, cache, (PoolThreadCache) null);
+            }
+        }
         if (live.remove(cache)) {
             cache.arena.boundCaches.decrementAndGet();
             retiredHits.add(cache.hits());

@@ -458,4 +458,56 @@ class ThreadCacheTest {
             }
         }
     }
+
+    /**
+     * Two live threads whose ids share a slot of the cache lookup's front table each get their own
+     * cache: the second falls back to the ThreadLocal, and neither is ever handed the other's units.
+     */
+    @Test
+    void threadsSharingALookupSlot_eachUseTheirOwnCache() throws Exception {
+        try (SegmentPool pool = SegmentPool.builder().name("shared-slot").pageSize(4096).chunkSize(1 << 16).build()) {
+            CountDownLatch firstReady = new CountDownLatch(1);
+            CountDownLatch done = new CountDownLatch(1);
+            AtomicReference<Long> firstAddress = new AtomicReference<>();
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread first = Thread.ofPlatform().uncaughtExceptionHandler((t, e) -> failure.set(e)).start(() -> {
+                MemorySegment held = pool.allocate(96);
+                pool.free(held); // now the top of this thread's cache
+                firstAddress.set(held.address());
+                firstReady.countDown();
+                try {
+                    done.await();
+                } catch (InterruptedException e) {
+                    throw new AssertionError(e);
+                }
+                MemorySegment again = pool.allocate(96);
+                pool.free(again);
+                assertEquals(firstAddress.get(), again.address(), "its own cache, untouched");
+            });
+            firstReady.await();
+            List<Long> seen = new ArrayList<>();
+            Runnable body = () -> {
+                for (int round = 0; round < 50; round++) {
+                    MemorySegment mine = pool.allocate(96);
+                    seen.add(mine.address());
+                    pool.free(mine);
+                }
+            };
+            Thread colliding = null;
+            for (int i = 0; i < 4096 && colliding == null; i++) { // ids are handed out in order
+                Thread candidate = Thread.ofPlatform().unstarted(body);
+                if ((candidate.threadId() & 255) == (first.threadId() & 255)) {
+                    colliding = candidate;
+                }
+            }
+            assertTrue(colliding != null, "no thread id in the same slot");
+            colliding.start();
+            colliding.join();
+            done.countDown();
+            first.join();
+            assertNull(failure.get());
+            assertFalse(seen.contains(firstAddress.get()), "the colliding thread was handed the other thread's unit");
+            assertEquals(1, seen.stream().distinct().count(), "its own cache serves it, last in first out");
+        }
+    }
 }
