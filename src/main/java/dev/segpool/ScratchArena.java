@@ -59,10 +59,8 @@ final class ScratchArena implements Arena {
     private int units;
     /** Set for arenas that leak detection sampled: watches this arena and reports it if it leaks. */
     private final LeakWatch watch;
-    /** The budget charged for this arena's units until it closes; null for the pool's own arenas. */
-    private final MemoryBudget budget;
-    /** Bytes charged to {@link #budget} for the units held. */
-    private long charged;
+    /** What this arena holds charged to its budget; null for the pool's own arenas (one field: arenas stay small). */
+    private final Charges charges;
 
     /**
      * Opens an arena of {@code core}, charged to {@code budget} (null: none), sampled for leak detection
@@ -76,7 +74,7 @@ final class ScratchArena implements Arena {
 
     private ScratchArena(PoolCore core, boolean shared, LeakTracker.AllocationSite site, MemoryBudget budget) {
         this.core = core;
-        this.budget = budget;
+        this.charges = budget == null ? null : new Charges(budget);
         this.owner = shared ? null : Thread.currentThread();
         this.bindScope = core.nativeAccess;
         this.cache = shared ? null : core.caches.current();
@@ -87,7 +85,7 @@ final class ScratchArena implements Arena {
             budget.arenaOpened();
         }
         this.watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site,
-                bindScope ? scopeArena.scope() : this, budget);
+                bindScope ? scopeArena.scope() : this, charges);
         if (!shared) {
             // A confined arena takes its first block now, so that allocate() is only a bump of an offset.
             try {
@@ -147,15 +145,15 @@ final class ScratchArena implements Arena {
         if (watch != null) {
             watch.closed();
         }
-        if (budget != null) {
-            budget.arenaClosed();
+        if (charges != null) {
+            charges.budget.arenaClosed();
         }
     }
 
     /** Takes a new block from the pool, bound to this arena's scope, to cut from its start. */
     private void takeBlock() {
         MemorySegment raw;
-        if (budget == null) {
+        if (charges == null) {
             raw = core.allocateArenaBlock(cache, BLOCK_SIZE);
             keep(raw.address());
         } else {
@@ -171,16 +169,14 @@ final class ScratchArena implements Arena {
      * (what the pool reserves for it). At the budget's limit, nothing is taken.
      */
     private MemorySegment takeCharged(long byteSize, long byteAlignment, long unitBytes) {
+        MemoryBudget budget = charges.budget;
         budget.charge(unitBytes);
         try {
             MemorySegment raw = byteSize == BLOCK_SIZE && byteAlignment == BLOCK_SIZE && unitBytes == BLOCK_SIZE
                     ? core.allocateArenaBlock(cache, BLOCK_SIZE)
                     : core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, null, true);
             keep(raw.address());
-            charged += unitBytes;
-            if (watch != null) {
-                watch.charged(unitBytes);
-            }
+            charges.add(unitBytes);
             budget.raisePeaks();
             return raw;
         } catch (RuntimeException | Error e) {
@@ -225,7 +221,7 @@ final class ScratchArena implements Arena {
     /** A request too large (or too aligned) to cut from a block: a pool unit of its own, zeroed. */
     private MemorySegment allocateUnit(long byteSize, long byteAlignment) {
         MemorySegment raw;
-        if (budget == null) {
+        if (charges == null) {
             raw = core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, null, true);
             keep(raw.address());
         } else {
@@ -304,7 +300,7 @@ final class ScratchArena implements Arena {
     @Override
     public void close() {
         PoolThreadCache own = cache;
-        if (Thread.currentThread() != owner || closed || units != 1 || watch != null || budget != null
+        if (Thread.currentThread() != owner || closed || units != 1 || watch != null || charges != null
                 || own == null || own.owner != owner) {
             closeOther();
             return;
@@ -348,9 +344,8 @@ final class ScratchArena implements Arena {
         if (watch != null) {
             watch.closed();
         }
-        if (budget != null) {
-            budget.discharge(charged);
-            budget.arenaClosed();
+        if (charges != null) {
+            charges.giveBack();
         }
         opened(-1);
     }
@@ -387,17 +382,16 @@ final class ScratchArena implements Arena {
         private final String kind;
         private final LeakTracker.AllocationSite site;
         private final Cleaner.Cleanable cleanable;
-        private final MemoryBudget budget;
-        private long charged;
+        private final Charges charges;
         private long[] addresses = new long[4];
         private int units;
         private long count;
         private long bytes;
         private boolean done;
 
-        LeakWatch(PoolCore core, String kind, LeakTracker.AllocationSite site, Object watched, MemoryBudget budget) {
+        LeakWatch(PoolCore core, String kind, LeakTracker.AllocationSite site, Object watched, Charges charges) {
             this.core = core;
-            this.budget = budget;
+            this.charges = charges;
             this.kind = kind;
             this.site = site;
             this.cleanable = CLEANER.register(watched, this);
@@ -408,10 +402,6 @@ final class ScratchArena implements Arena {
                 addresses = Arrays.copyOf(addresses, units * 2);
             }
             addresses[units++] = address;
-        }
-
-        synchronized void charged(long bytes) {
-            charged += bytes;
         }
 
         synchronized void counted(long byteSize) {
@@ -436,15 +426,38 @@ final class ScratchArena implements Arena {
                 for (int i = 0; i < units; i++) {
                     core.giveBackArenaUnit(addresses[i], null);
                 }
-                if (budget != null) {
-                    budget.discharge(charged);
-                    budget.arenaClosed();
+                if (charges != null) {
+                    charges.giveBack();
                 }
             }
             core.caches.arenasClosed.increment();
             LeakTracker.warn("pool '" + core.name + "': a " + kind + " Arena holding " + count
                     + " segments (" + bytes + " bytes) became unreachable without close();"
                     + " its memory went back to the pool", List.of(site));
+        }
+    }
+
+    /**
+     * The bytes a budget's arena holds charged to its budget, given back once: when the arena closes, or
+     * by its leak watch when a sampled arena became unreachable. Synchronized, since that watch runs on
+     * the cleaner's thread.
+     */
+    private static final class Charges {
+        final MemoryBudget budget;
+        private long bytes;
+
+        Charges(MemoryBudget budget) {
+            this.budget = budget;
+        }
+
+        synchronized void add(long unitBytes) {
+            bytes += unitBytes;
+        }
+
+        synchronized void giveBack() {
+            budget.discharge(bytes);
+            bytes = 0;
+            budget.arenaClosed();
         }
     }
 }
