@@ -369,9 +369,8 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
             }
             // the use that refused it has dropped since (a free, or another charge taken back): retry
         }
-        int s = state;
-        if (s != OPEN) {
-            chargedWhileClosing(bytes, s);
+        if (state != OPEN) {
+            chargedWhileClosing(bytes);
         }
     }
 
@@ -430,15 +429,24 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
     }
 
     /** A charge that met a close: waits for its verdict; if the budget closed, takes the charge back and throws. */
-    private void chargedWhileClosing(long bytes, int s) {
+    private void chargedWhileClosing(long bytes) {
+        if (settledState() == CLOSED) {
+            discharge(bytes);
+            throw closedError();
+        }
+    }
+
+    /**
+     * The state once a close in progress has decided ({@code OPEN} or {@code CLOSED}), read after the
+     * caller published what that close must see (a charge, an open arena or child).
+     */
+    private int settledState() {
+        int s = state;
         while (s == CLOSING) {
             Thread.onSpinWait();
             s = state;
         }
-        if (s == CLOSED) {
-            discharge(bytes);
-            throw core.lifecycle.isOpen() ? Errors.budgetClosed(this) : Errors.closed(core.name);
-        }
+        return s;
     }
 
     /** Gives back {@code bytes} charged to this budget and every ancestor. */
@@ -466,12 +474,7 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
      */
     private void opened(AtomicInteger count) {
         count.incrementAndGet();
-        int s = state;
-        while (s == CLOSING) {
-            Thread.onSpinWait();
-            s = state;
-        }
-        if (s == CLOSED) {
+        if (settledState() == CLOSED) {
             count.decrementAndGet();
             throw Errors.budgetClosed(this);
         }
@@ -479,8 +482,13 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
 
     private void ensureNotClosed() {
         if (state == CLOSED) {
-            throw core.lifecycle.isOpen() ? Errors.budgetClosed(this) : Errors.closed(core.name);
+            throw closedError();
         }
+    }
+
+    /** The exception for a call on a closed budget: its own close, or its pool's. */
+    private IllegalStateException closedError() {
+        return core.lifecycle.isOpen() ? Errors.budgetClosed(this) : Errors.closed(core.name);
     }
 
     /**
