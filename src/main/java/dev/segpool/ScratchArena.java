@@ -152,37 +152,33 @@ final class ScratchArena implements Arena {
 
     /** Takes a new block from the pool, bound to this arena's scope, to cut from its start. */
     private void takeBlock() {
-        MemorySegment raw;
-        if (charges == null) {
-            raw = core.allocateArenaBlock(cache, BLOCK_SIZE);
-            keep(raw.address());
-        } else {
-            raw = takeCharged(BLOCK_SIZE, BLOCK_SIZE, BLOCK_SIZE);
-        }
+        MemorySegment raw = take(true, BLOCK_SIZE, BLOCK_SIZE);
         block = bindScope ? raw.reinterpret(scopeArena, null) : raw;
         blockUsed = 0;
     }
 
     /**
-     * A unit for this arena (a block when {@code byteSize} is {@link #BLOCK_SIZE} and so is the
-     * alignment, else a zeroed unit of its own), charged to the budget first: {@code unitBytes}
-     * (what the pool reserves for it). At the budget's limit, nothing is taken.
+     * Takes a pool unit for this arena and keeps it: a block when {@code block} (not zeroed: its cuts
+     * are), else a zeroed unit of its own for the request. A budget's arena charges the budget first
+     * (what the pool reserves for the unit) and gives the charge back when the unit cannot be had.
      */
-    private MemorySegment takeCharged(long byteSize, long byteAlignment, long unitBytes) {
-        MemoryBudget budget = charges.budget;
-        budget.charge(unitBytes);
+    private MemorySegment take(boolean block, long byteSize, long byteAlignment) {
+        long charged = charges == null ? 0 : charges.charge(block ? BLOCK_SIZE : core.unitSize(byteSize, byteAlignment));
+        MemorySegment raw;
         try {
-            MemorySegment raw = byteSize == BLOCK_SIZE && byteAlignment == BLOCK_SIZE && unitBytes == BLOCK_SIZE
-                    ? core.allocateArenaBlock(cache, BLOCK_SIZE)
+            raw = block ? core.allocateArenaBlock(cache, BLOCK_SIZE)
                     : core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, null, true);
             keep(raw.address());
-            charges.add(unitBytes);
-            budget.raisePeaks();
-            return raw;
         } catch (RuntimeException | Error e) {
-            budget.discharge(unitBytes);
+            if (charged != 0) {
+                charges.budget.discharge(charged);
+            }
             throw e;
         }
+        if (charged != 0) {
+            charges.held(charged);
+        }
+        return raw;
     }
 
     /** Cuts a segment from the start of a new block. */
@@ -220,13 +216,7 @@ final class ScratchArena implements Arena {
 
     /** A request too large (or too aligned) to cut from a block: a pool unit of its own, zeroed. */
     private MemorySegment allocateUnit(long byteSize, long byteAlignment) {
-        MemorySegment raw;
-        if (charges == null) {
-            raw = core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, null, true);
-            keep(raw.address());
-        } else {
-            raw = takeCharged(byteSize, byteAlignment, core.unitSize(byteSize, byteAlignment));
-        }
+        MemorySegment raw = take(false, byteSize, byteAlignment);
         if (watch != null) {
             watch.counted(byteSize);
         }
@@ -450,8 +440,16 @@ final class ScratchArena implements Arena {
             this.budget = budget;
         }
 
-        synchronized void add(long unitBytes) {
+        /** Charges the budget for a unit about to be taken (nothing is held yet); returns {@code unitBytes}. */
+        long charge(long unitBytes) {
+            budget.charge(unitBytes);
+            return unitBytes;
+        }
+
+        /** A charged unit was taken: the arena holds it until it closes. */
+        synchronized void held(long unitBytes) {
             bytes += unitBytes;
+            budget.raisePeaks();
         }
 
         synchronized void giveBack() {
