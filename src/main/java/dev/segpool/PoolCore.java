@@ -109,7 +109,8 @@ final class PoolCore {
 
     /**
      * The bytes the pool reserves for a request (what a budget is charged): the size of its small
-     * class, the pages of its run, or its own size when huge. Follows {@link #allocateChecked}.
+     * class, the pages of its run, or its own size when huge; the class comes from {@link #classOf},
+     * as in {@link #allocateChecked}.
      *
      * @throws IllegalArgumentException for a negative size or a bad alignment
      */
@@ -118,20 +119,23 @@ final class PoolCore {
             return sizeClasses.size(sizeClasses.lookupIndex(byteSize));
         }
         checkRequest(byteSize, byteAlignment);
-        int sizeIndex;
-        if (byteAlignment <= SizeClasses.QUANTUM) {
-            if (byteSize > chunkSize) {
-                return byteSize;
-            }
-            sizeIndex = sizeClasses.sizeIndex(byteSize);
-        } else {
-            sizeIndex = sizeClasses.sizeIndex(byteSize, byteAlignment);
-            if (sizeIndex < 0) {
-                return byteSize;
-            }
+        int sizeIndex = classOf(byteSize, byteAlignment);
+        if (sizeIndex < 0) {
+            return byteSize;
         }
         return sizeClasses.isSmall(sizeIndex) ? sizeClasses.size(sizeIndex)
                 : (long) arenas[0].runPages(sizeIndex, byteSize) << sizeClasses.pageShifts;
+    }
+
+    /**
+     * The size class that serves a checked request: the smallest that holds {@code byteSize} (and, for
+     * an alignment above {@link SizeClasses#QUANTUM}, can honour it), or -1 when the request is huge.
+     */
+    private int classOf(long byteSize, long byteAlignment) {
+        if (byteAlignment <= SizeClasses.QUANTUM) {
+            return byteSize > chunkSize ? -1 : sizeClasses.sizeIndex(byteSize);
+        }
+        return sizeClasses.sizeIndex(byteSize, byteAlignment);
     }
 
     private static void checkRequest(long byteSize, long byteAlignment) {
@@ -205,20 +209,11 @@ final class PoolCore {
 
     private MemorySegment allocateChecked(long byteSize, long byteAlignment, byte state, MemoryBudget owner,
                                           boolean zero) {
-        int sizeIndex;
-        int alignPages = 1;
-        if (byteAlignment <= SizeClasses.QUANTUM) {
-            if (byteSize > chunkSize) {
-                return memory.allocateHuge(byteSize, byteAlignment, state, owner);
-            }
-            sizeIndex = sizeClasses.sizeIndex(byteSize);
-        } else {
-            sizeIndex = sizeClasses.sizeIndex(byteSize, byteAlignment);
-            if (sizeIndex < 0) {
-                return memory.allocateHuge(byteSize, byteAlignment, state, owner);
-            }
-            alignPages = sizeClasses.alignmentPages(byteAlignment);
+        int sizeIndex = classOf(byteSize, byteAlignment);
+        if (sizeIndex < 0) {
+            return memory.allocateHuge(byteSize, byteAlignment, state, owner);
         }
+        int alignPages = byteAlignment <= SizeClasses.QUANTUM ? 1 : sizeClasses.alignmentPages(byteAlignment);
         PoolThreadCache cache = caches.currentOrCreate();
         if (cache == null) {
             PoolThreadCache stripe = alignPages == 1 ? caches.claimStripe() : null;
@@ -516,6 +511,19 @@ final class PoolCore {
         });
     }
 
+    /** Closes every open budget, whatever it holds; returns a line for each that held something. */
+    private java.util.List<String> closeBudgets() {
+        java.util.List<String> held = new java.util.ArrayList<>();
+        for (MemoryBudget budget : budgets) {
+            String line = budget.closeByPool();
+            if (line != null) {
+                held.add(line);
+            }
+        }
+        budgets.clear();
+        return held;
+    }
+
     // ---- units of pooled arenas ----
 
     /**
@@ -628,16 +636,17 @@ final class PoolCore {
 
     /**
      * The close protocol: OPEN to CLOSING (only one caller wins), wait until no rare operation is in
-     * flight, report leaks, release the memory (keeping what open arenas' bound segments still use),
-     * then CLOSED. Returns false when the pool was already closing or closed.
+     * flight, close every budget, report leaks ({@code beforeRelease} gets what each budget still
+     * held), release the memory (keeping what open arenas' bound segments still use), then CLOSED.
+     * Returns false when the pool was already closing or closed.
      */
-    boolean close(Runnable beforeRelease) {
+    boolean close(java.util.function.Consumer<java.util.List<String>> beforeRelease) {
         fastPaths = false;
         if (!lifecycle.beginClose()) {
             return false;
         }
         lifecycle.awaitQuiescence();
-        beforeRelease.run();
+        beforeRelease.accept(closeBudgets());
         memory.releaseAll(nativeAccess);
         lifecycle.closed();
         caches.detachAll();

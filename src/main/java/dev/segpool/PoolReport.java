@@ -74,18 +74,11 @@ final class PoolReport {
     }
 
     /**
-     * Warns, through {@code System.Logger} "dev.segpool", of segments never freed and arenas never
-     * closed; at close, once no operation is in flight.
+     * Warns, through {@code System.Logger} "dev.segpool", of budgets that still held memory (the lines
+     * {@code budgets}), segments never freed and arenas never closed; at close, once no operation is
+     * in flight.
      */
-    static void reportLeaks(PoolCore core) {
-        List<String> budgets = new ArrayList<>();
-        for (MemoryBudget budget : core.budgets) {
-            String held = budget.closeByPool();
-            if (held != null) {
-                budgets.add(held);
-            }
-        }
-        core.budgets.clear();
+    static void reportLeaks(PoolCore core, List<String> budgets) {
         if (!budgets.isEmpty()) {
             LeakTracker.warn("pool '" + core.name + "' closed with budgets still holding memory: "
                     + String.join("; ", budgets), List.of());

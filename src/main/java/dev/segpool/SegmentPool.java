@@ -319,7 +319,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     @Override
     public void close() {
         decay.cancel();
-        if (!core.close(() -> PoolReport.reportLeaks(core))) {
+        if (!core.close(budgetsHeld -> PoolReport.reportLeaks(core, budgetsHeld))) {
             throw Errors.closed(core.name);
         }
         PoolEvents.closed(this);
