@@ -24,10 +24,19 @@ import java.util.concurrent.atomic.LongAdder;
  */
 final class NativeMemory {
     /**
-     * Bookkeeping of one huge allocation: its JDK arena and segment, size, {@link UnitState} (LIVE,
-     * BUDGET or ARENA) and, for BUDGET, its owner.
+     * Bookkeeping of one huge allocation: its JDK arena, its whole unit ({@link #hugeUnit} bytes),
+     * {@link UnitState} (LIVE, BUDGET or ARENA) and, for BUDGET, its owner.
      */
-    record Huge(Arena arena, MemorySegment segment, long byteSize, byte state, MemoryBudget owner) {}
+    record Huge(Arena arena, MemorySegment segment, long unitBytes, byte state, MemoryBudget owner) {}
+
+    /**
+     * The bytes a huge allocation of {@code byteSize} reserves and counts: its size, and at least one
+     * byte, so that a live allocation of size 0 shows in the pool's and its budget's books (a budget
+     * holding one cannot close).
+     */
+    static long hugeUnit(long byteSize) {
+        return Math.max(byteSize, 1);
+    }
 
     final String poolName;
     final int chunkSize;
@@ -143,12 +152,13 @@ final class NativeMemory {
 
     private MemorySegment acquireHuge(long byteSize, long byteAlignment, byte state, MemoryBudget owner) {
         Arena memory = Arena.ofShared();
-        MemorySegment segment = acquire(memory, byteSize, byteAlignment);
-        huge.put(segment.address(), new Huge(memory, segment, byteSize, state, owner));
-        hugeBytes.addAndGet(byteSize);
+        long unitBytes = hugeUnit(byteSize);
+        MemorySegment unit = acquire(memory, unitBytes, byteAlignment);
+        huge.put(unit.address(), new Huge(memory, unit, unitBytes, state, owner));
+        hugeBytes.addAndGet(unitBytes);
         hugeAllocations.increment();
-        PoolEvents.hugeAllocated(poolName, segment.address(), byteSize);
-        return segment;
+        PoolEvents.hugeAllocated(poolName, unit.address(), unitBytes);
+        return unitBytes == byteSize ? unit : unit.asSlice(0, byteSize);
     }
 
     /**
@@ -162,7 +172,7 @@ final class NativeMemory {
             return -1;
         }
         releaseHuge(h);
-        return h.byteSize;
+        return h.unitBytes;
     }
 
     /**
@@ -189,8 +199,8 @@ final class NativeMemory {
     /** Gives a claimed huge allocation's memory back. */
     void releaseHuge(Huge h) {
         h.arena.close();
-        hugeBytes.addAndGet(-h.byteSize);
-        reserved.addAndGet(-h.byteSize);
+        hugeBytes.addAndGet(-h.unitBytes);
+        reserved.addAndGet(-h.unitBytes);
         hugeDeallocations.increment();
     }
 
@@ -207,9 +217,9 @@ final class NativeMemory {
     IllegalArgumentException notHuge(long address) {
         for (Map.Entry<Long, Huge> entry : huge.entrySet()) {
             long start = entry.getKey();
-            long byteSize = entry.getValue().byteSize();
-            if (address > start && address - start < byteSize) {
-                return Errors.interior(poolName, address, start, byteSize);
+            long unitBytes = entry.getValue().unitBytes();
+            if (address > start && address - start < unitBytes) {
+                return Errors.interior(poolName, address, start, unitBytes);
             }
         }
         return Errors.foreign(poolName, address);
@@ -239,7 +249,7 @@ final class NativeMemory {
         for (var entry : List.copyOf(huge.entrySet())) {
             Huge h = entry.getValue();
             if (keepOpenArenas && h.state == UnitState.ARENA) {
-                kept += h.byteSize;
+                kept += h.unitBytes;
             } else {
                 freeHuge(entry.getKey(), h.state, h.owner);
             }

@@ -109,8 +109,8 @@ final class PoolCore {
 
     /**
      * The bytes the pool reserves for a request (what a budget is charged): the size of its small
-     * class, the pages of its run, or its own size when huge; the class comes from {@link #classOf},
-     * as in {@link #allocateChecked}.
+     * class, the pages of its run, or {@link NativeMemory#hugeUnit} when huge; the class comes from
+     * {@link #classOf}, as in {@link #allocateChecked}.
      *
      * @throws IllegalArgumentException for a negative size or a bad alignment
      */
@@ -121,7 +121,7 @@ final class PoolCore {
         checkRequest(byteSize, byteAlignment);
         int sizeIndex = classOf(byteSize, byteAlignment);
         if (sizeIndex < 0) {
-            return byteSize;
+            return NativeMemory.hugeUnit(byteSize);
         }
         return sizeClasses.isSmall(sizeIndex) ? sizeClasses.size(sizeIndex)
                 : (long) arenas[0].runPages(sizeIndex, byteSize) << sizeClasses.pageShifts;
@@ -468,13 +468,13 @@ final class PoolCore {
             throw lifecycle.isOpen() ? memory.notHuge(address) : Errors.closed(name);
         }
         try {
-            if ((address & (byteAlignment - 1)) == 0 && newByteSize > chunkSize && newByteSize <= huge.byteSize()
-                    && newByteSize >= huge.byteSize() / 2) {
+            if ((address & (byteAlignment - 1)) == 0 && newByteSize > chunkSize && newByteSize <= huge.unitBytes()
+                    && newByteSize >= huge.unitBytes() / 2) {
                 memory.restoreHuge(huge); // still huge, fits and uses at least half: stays, reserving what it did
                 return huge.segment().asSlice(0, newByteSize);
             }
-            MemorySegment moved = move(old, huge.byteSize(), newByteSize, byteAlignment, owner,
-                    unitSize(newByteSize, byteAlignment) - huge.byteSize());
+            MemorySegment moved = move(old, huge.unitBytes(), newByteSize, byteAlignment, owner,
+                    unitSize(newByteSize, byteAlignment) - huge.unitBytes());
             memory.releaseHuge(huge);
             if (trackLeaks) {
                 leaks.freed(address);
@@ -497,7 +497,7 @@ final class PoolCore {
         for (NativeMemory.Huge huge : memory.liveHuge()) {
             if (huge.owner() == budget) {
                 counts[0]++;
-                counts[1] += huge.byteSize();
+                counts[1] += huge.unitBytes();
             }
         }
         return counts;

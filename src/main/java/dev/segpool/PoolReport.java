@@ -90,7 +90,7 @@ final class PoolReport {
         for (NativeMemory.Huge huge : core.memory.liveHuge()) {
             int at = huge.state() == UnitState.ARENA ? 2 : 0; // LIVE or BUDGET: a segment never freed
             units[at]++;
-            units[at + 1] += huge.byteSize();
+            units[at + 1] += huge.unitBytes();
         }
         long arenasOpen = Math.max(0, core.caches.totals().openArenas());
         if (units[0] == 0 && arenasOpen == 0 && units[2] == 0) {

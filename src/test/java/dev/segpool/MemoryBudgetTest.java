@@ -435,6 +435,25 @@ class MemoryBudgetTest {
     }
 
     @Test
+    void close_withAHugeAllocationOfSizeZeroLeft_throws_becauseItCountsOneByte() {
+        MemoryBudget b = pool.newBudget("empty-huge", 1 << 20);
+        watched.add(b);
+        long activeBefore = pool.metrics().activeBytes();
+        MemorySegment empty = b.allocate(0, 2L * CHUNK); // an alignment above the chunk size: huge
+        assertEquals(0, empty.byteSize());
+        assertEquals(0, empty.address() % (2L * CHUNK));
+        assertEquals(1, b.usedBytes(), "a live allocation of size 0 counts a byte");
+        assertEquals(activeBefore + 1, pool.metrics().activeBytes());
+        assertRefusedAndUnchanged(IllegalStateException.class, b::close, "budget 'empty-huge' cannot close",
+                "holds 1 bytes", "1 allocations (1 bytes)");
+        b.free(empty);
+        assertEquals(0, b.usedBytes());
+        assertEquals(activeBefore, pool.metrics().activeBytes());
+        watched.remove(b);
+        b.close();
+    }
+
+    @Test
     void close_withAnArenaOpen_throwsNamingIt_andSucceedsOnceItIsClosed() {
         MemoryBudget b = pool.newBudget("with-arena", 1 << 20);
         watched.add(b);

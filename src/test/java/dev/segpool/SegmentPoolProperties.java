@@ -57,12 +57,12 @@ class SegmentPoolProperties {
     /**
      * Bytes counted in activeBytes for a request: its class size; for a class above the largest one
      * thread caches may hold, only the whole pages the request needs (at least the 4 of the smallest
-     * run class); the exact size when it is huge.
+     * run class); the exact size (at least one byte) when it is huge.
      */
     static long accountedBytes(long byteSize, long byteAlignment) {
         long classSize = classFor(byteSize, byteAlignment);
         if (classSize < 0) {
-            return byteSize;
+            return Math.max(byteSize, 1); // a huge allocation of size 0 still counts a byte
         }
         if (classSize > MAX_CACHED_SIZE) {
             return Math.max((byteSize + PAGE - 1) / PAGE, 4) * PAGE;
@@ -236,7 +236,7 @@ class SegmentPoolProperties {
                 assertEquals(0, segment.address() % l.byteAlignment(), "alignment " + l.byteAlignment());
                 Patterns.verify(segment, l.id());
                 active += l.accountedBytes();
-                huge += l.huge() ? l.byteSize() : 0;
+                huge += l.huge() ? l.accountedBytes() : 0;
             }
             AllocationTest.assertNoOverlap(live.stream().map(Live::segment).toList());
             PoolMetrics m = pool.metrics();
