@@ -67,6 +67,23 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     // ---- allocate and free ----
 
     /**
+     * Allocates a native segment of exactly {@code byteSize} bytes, aligned to 1: as
+     * {@link #allocate(long, long) allocate(byteSize, 1)}. (Declared here, not inherited from
+     * {@code SegmentAllocator}, so that the JIT profiles this allocator's calls apart from other
+     * allocators' and inlines them.)
+     *
+     * @param byteSize the size in bytes, at least 0
+     * @return the segment; give it back with {@link #free}
+     * @throws IllegalArgumentException     if {@code byteSize < 0}
+     * @throws MemoryLimitExceededException if the pool would need native memory beyond its limit
+     * @throws IllegalStateException        if the pool is closed
+     */
+    @Override
+    public MemorySegment allocate(long byteSize) {
+        return core.allocate(byteSize, 1);
+    }
+
+    /**
      * Allocates a native segment of exactly {@code byteSize} bytes whose address is a multiple of
      * {@code byteAlignment}. Its contents are unspecified, like malloc's. Size 0 is allowed and gets an
      * address of its own.
