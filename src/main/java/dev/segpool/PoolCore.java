@@ -33,6 +33,8 @@ final class PoolCore {
     final Set<MemoryBudget> budgets = ConcurrentHashMap.newKeySet();
     /** The decay's time source, in nanoseconds (the system's, or one a test advances). */
     final java.util.function.LongSupplier ticker;
+    /** The size class of the blocks pooled arenas cut small segments from ({@link ScratchArena#BLOCK_SIZE}). */
+    final int arenaBlockClass;
     /** Whether pooled arenas bind their segments to their scope; decided once, when the pool is built. */
     final boolean nativeAccess;
     /** Largest request the fast path serves: the largest class thread-local caches hold, or -1 without them. */
@@ -48,6 +50,7 @@ final class PoolCore {
         this.name = settings.name();
         this.sizeClasses = new SizeClasses(settings.pageSize(), settings.chunkSize());
         this.chunkSize = settings.chunkSize();
+        this.arenaBlockClass = sizeClasses.lookupIndex(ScratchArena.BLOCK_SIZE);
         this.nativeAccess = PoolCore.class.getModule().isNativeAccessEnabled();
         this.ticker = settings.ticker();
         this.memory = new NativeMemory(name, chunkSize, settings.maxMemory(), nativeAccess && OsMemory.AVAILABLE,
@@ -527,18 +530,31 @@ final class PoolCore {
     // ---- units of pooled arenas ----
 
     /**
-     * A block of {@code blockSize} bytes, aligned to its size, handed out in state {@code ARENA} (not
-     * zeroed): from {@code cache} when it is the calling thread's, else through {@link #allocateSlow}.
+     * A block of {@link ScratchArena#BLOCK_SIZE} bytes, aligned to its size, handed out in state
+     * {@code ARENA} (not zeroed): from {@code cache} when it is the calling thread's, else through
+     * {@link #allocateSlow}.
      */
-    MemorySegment allocateArenaBlock(PoolThreadCache cache, int blockSize) {
-        int sizeIndex = sizeClasses.lookupIndex(blockSize);
+    MemorySegment allocateArenaBlock(PoolThreadCache cache) {
+        int sizeIndex = arenaBlockClass;
         if (cache == null || cache.owner != Thread.currentThread() || !cache.has(sizeIndex)) {
             cache = fastPaths ? preparedCache(sizeIndex) : null;
         }
         if (cache != null) {
-            return cache.pop(sizeIndex, blockSize, UnitState.ARENA, null);
+            return cache.pop(sizeIndex, ScratchArena.BLOCK_SIZE, UnitState.ARENA, null);
         }
-        return allocateSlow(blockSize, blockSize, UnitState.ARENA, null, false);
+        return allocateSlow(ScratchArena.BLOCK_SIZE, ScratchArena.BLOCK_SIZE, UnitState.ARENA, null, false);
+    }
+
+    /**
+     * Makes the calling thread's {@code cache} hold an arena block; false when it cannot (the memory
+     * limit, or no room in its byte budget): {@link #allocateArenaBlock} then takes the rare path.
+     */
+    boolean prepareArenaBlock(PoolThreadCache cache) {
+        try {
+            return fastPaths && cache.prepare(arenaBlockClass);
+        } catch (MemoryLimitExceededException atLimit) {
+            return false;
+        }
     }
 
     /**

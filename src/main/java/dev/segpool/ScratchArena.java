@@ -65,55 +65,129 @@ final class ScratchArena implements Arena {
     /**
      * Opens an arena of {@code core}, charged to {@code budget} (null: none), sampled for leak detection
      * when the pool's leak detection says so. The caller checked that the pool is open.
+     *
+     * <p>The common case, a confined arena of the pool's own on a thread with a cache, is a constructor
+     * that only stores its fields and a first block popped from that cache: small enough to inline
+     * into the caller, so that an arena which does not escape is scalar-replaced. Everything else is
+     * in {@link #openOther}.
      */
     static ScratchArena open(PoolCore core, boolean shared, MemoryBudget budget) {
-        LeakTracker.AllocationSite site = core.leaks.enabled()
-                ? core.leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
-        return new ScratchArena(core, shared, site, budget);
-    }
-
-    private ScratchArena(PoolCore core, boolean shared, LeakTracker.AllocationSite site, MemoryBudget budget) {
-        this.core = core;
-        this.charges = budget == null ? null : new Charges(budget);
-        this.owner = shared ? null : Thread.currentThread();
-        this.bindScope = core.nativeAccess;
-        this.cache = shared ? null : core.caches.current();
-        if (bindScope) {
-            this.scopeArena = shared ? Arena.ofShared() : Arena.ofConfined();
+        PoolThreadCache cache = core.caches.current();
+        int blockClass = core.arenaBlockClass;
+        // A miss refills the cache and goes on here: a second path that made the arena would merge
+        // with this one and keep the caller's escape analysis from removing it.
+        if (shared | budget != null | cache == null || core.leaks.enabled()
+                || !cache.has(blockClass) && !core.prepareArenaBlock(cache)) {
+            return openOther(core, shared, budget);
         }
-        if (budget != null) {
-            budget.arenaOpened();
-        }
-        this.watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site,
-                bindScope ? scopeArena.scope() : this, charges);
-        if (!shared) {
-            // A confined arena takes its first block now, so that allocate() is only a bump of an offset.
-            try {
-                takeBlock();
-            } catch (RuntimeException | Error e) {
-                abandon();
-                throw e;
-            }
-        }
-        if (cache != null) {
-            cache.arenasOpened++; // the opener's own cache: the owner thread is the caller
-        } else {
-            opened(1);
-        }
+        ScratchArena arena = new ScratchArena(core, Thread.currentThread(), cache,
+                core.nativeAccess ? Arena.ofConfined() : null, null, null);
+        arena.useFirstBlock(cache.pop(blockClass, BLOCK_SIZE, UnitState.ARENA, null));
+        cache.arenasOpened++; // the opener's own cache: the owner thread is the caller
+        return arena;
     }
 
     /**
-     * The owner's path is small enough to inline into the caller (with {@link #cutFromNewBlock}, which
-     * a fresh arena takes on its first allocation): a bump of the offset in the current block, a slice
-     * and its zeroing. Everything else is in {@link #allocateOther} and {@link #allocateUnit}.
+     * Keeps {@code raw}, a block just handed out in state {@code ARENA}, as the first unit of this new
+     * arena and the block it cuts from; if the pool began closing meanwhile, gives it back, undoes the
+     * opening and throws.
+     */
+    private void useFirstBlock(MemorySegment raw) {
+        firstUnit = raw.address();
+        units = 1;
+        if (!core.lifecycle.isOpen()) {
+            abandonAndThrow(firstUnit);
+        }
+        block = bindScope ? bind(raw, scopeArena) : raw;
+        blockUsed = 0;
+    }
+
+    /**
+     * {@code raw} bound to the scope of {@code scopeArena}. Kept out of the callers: the JDK's native
+     * access check makes it large, and the arena itself never reaches it, so an arena that does not
+     * escape its caller is still scalar-replaced.
+     */
+    private static MemorySegment bind(MemorySegment raw, Arena scopeArena) {
+        return raw.reinterpret(scopeArena, null);
+    }
+
+    private void abandonAndThrow(long address) {
+        units = 0;
+        abandon();
+        giveBackAndThrow(address);
+    }
+
+    /** {@link #open} of a shared arena, a budget's, one that leak detection samples, or one on a thread without a cache. */
+    private static ScratchArena openOther(PoolCore core, boolean shared, MemoryBudget budget) {
+        LeakTracker.AllocationSite site = core.leaks.enabled()
+                ? core.leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
+        boolean bindScope = core.nativeAccess;
+        Arena scopeArena = !bindScope ? null : shared ? Arena.ofShared() : Arena.ofConfined();
+        Charges charges = budget == null ? null : new Charges(budget);
+        if (budget != null) {
+            budget.arenaOpened();
+        }
+        LeakWatch watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site, charges);
+        ScratchArena arena = new ScratchArena(core, shared ? null : Thread.currentThread(),
+                shared ? null : core.caches.current(), scopeArena, watch, charges);
+        if (watch != null) {
+            watch.watch(bindScope ? scopeArena.scope() : arena);
+        }
+        if (!shared) {
+            arena.takeFirstBlock();
+        }
+        arena.opened(1);
+        return arena;
+    }
+
+    /** Stores the fields only: {@link #open} does the rest. */
+    private ScratchArena(PoolCore core, Thread owner, PoolThreadCache cache, Arena scopeArena, LeakWatch watch,
+                         Charges charges) {
+        this.core = core;
+        this.owner = owner;
+        this.cache = cache;
+        this.bindScope = scopeArena != null;
+        this.scopeArena = scopeArena;
+        this.watch = watch;
+        this.charges = charges;
+    }
+
+    /**
+     * A confined arena takes its first block when it opens, so that allocate() is only a bump of an
+     * offset; when it cannot, what opening did is undone.
+     */
+    private void takeFirstBlock() {
+        try {
+            takeBlock();
+        } catch (RuntimeException | Error e) {
+            abandon();
+            throw e;
+        }
+    }
+
+    /** As {@code allocate(byteSize, 1)}; declared here so that the JIT profiles an arena's calls apart from other allocators'. */
+    @Override
+    public MemorySegment allocate(long byteSize) {
+        return allocate(byteSize, 1);
+    }
+
+    /**
+     * The owner's path is one small method, with no call to rely on the profile for, so that it inlines
+     * into the caller: a bump of the offset in the current block, a slice and its zeroing. Everything
+     * else (a new block, a unit of its own, a shared arena, a sampled one, errors) is in
+     * {@link #allocateOther}.
      */
     @Override
     public MemorySegment allocate(long byteSize, long byteAlignment) {
-        if (Thread.currentThread() != owner || closed || !core.lifecycle.isOpen()
-                || !fitsBlock(byteSize, byteAlignment)) {
+        long offset = (blockUsed + byteAlignment - 1) & -byteAlignment;
+        long end = offset + Math.max(byteSize, 1); // every segment gets an address of its own
+        if (Thread.currentThread() != owner | closed | watch != null | end > BLOCK_SIZE
+                | byteSize < 0 | byteSize > BUMP_MAX_SIZE | byteAlignment <= 0 | byteAlignment > BLOCK_SIZE
+                | (byteAlignment & (byteAlignment - 1)) != 0 || !core.lifecycle.isOpen()) {
             return allocateOther(byteSize, byteAlignment);
         }
-        return cut(byteSize, byteAlignment);
+        blockUsed = end;
+        return block.asSlice(offset, byteSize).fill((byte) 0);
     }
 
     /** Whether a request is cut from a block: size 0 to {@link #BUMP_MAX_SIZE}, a power-of-two alignment up to a block. */
@@ -153,7 +227,7 @@ final class ScratchArena implements Arena {
     /** Takes a new block from the pool, bound to this arena's scope, to cut from its start. */
     private void takeBlock() {
         MemorySegment raw = take(true, BLOCK_SIZE, BLOCK_SIZE);
-        block = bindScope ? raw.reinterpret(scopeArena, null) : raw;
+        block = bindScope ? bind(raw, scopeArena) : raw;
         blockUsed = 0;
     }
 
@@ -166,7 +240,7 @@ final class ScratchArena implements Arena {
         long charged = charges == null ? 0 : charges.charge(block ? BLOCK_SIZE : core.unitSize(byteSize, byteAlignment));
         MemorySegment raw;
         try {
-            raw = block ? core.allocateArenaBlock(cache, BLOCK_SIZE)
+            raw = block ? core.allocateArenaBlock(cache)
                     : core.allocateSlow(byteSize, byteAlignment, UnitState.ARENA, null, true);
             keep(raw.address());
         } catch (RuntimeException | Error e) {
@@ -220,7 +294,7 @@ final class ScratchArena implements Arena {
         if (watch != null) {
             watch.counted(byteSize);
         }
-        return bindScope ? raw.reinterpret(scopeArena, null) : raw;
+        return bindScope ? bind(raw, scopeArena) : raw;
     }
 
     /**
@@ -371,7 +445,8 @@ final class ScratchArena implements Arena {
         private final PoolCore core;
         private final String kind;
         private final LeakTracker.AllocationSite site;
-        private final Cleaner.Cleanable cleanable;
+        /** Set by {@link #watch}, before the arena takes any unit. */
+        private Cleaner.Cleanable cleanable;
         private final Charges charges;
         private long[] addresses = new long[4];
         private int units;
@@ -379,12 +454,16 @@ final class ScratchArena implements Arena {
         private long bytes;
         private boolean done;
 
-        LeakWatch(PoolCore core, String kind, LeakTracker.AllocationSite site, Object watched, Charges charges) {
+        LeakWatch(PoolCore core, String kind, LeakTracker.AllocationSite site, Charges charges) {
             this.core = core;
             this.charges = charges;
             this.kind = kind;
             this.site = site;
-            this.cleanable = CLEANER.register(watched, this);
+        }
+
+        /** Starts watching {@code watched}: the arena, or in native mode its scope. */
+        void watch(Object watched) {
+            cleanable = CLEANER.register(watched, this);
         }
 
         synchronized void kept(long address) {
