@@ -274,7 +274,8 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
     /**
      * {@return the most bytes ever charged at once} Charges that were refused higher up in the tree
      * (and taken back) do not count, nor charges for allocations that then failed (at the pool's limit,
-     * or for want of native memory).
+     * or for want of native memory). So the peak is raised once an allocation has succeeded: while one
+     * is in flight on another thread, {@link #usedBytes()} may already count it and this not yet.
      *
      * @throws IllegalStateException if this budget is closed
      */
