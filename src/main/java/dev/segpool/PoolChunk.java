@@ -42,6 +42,10 @@ final class PoolChunk {
     final MemoryBudget[] runOwners;
 
     private final long[] runMap;
+    /**
+     * The subpage at every page of its run (not only its first), so that a free finds an element's
+     * subpage from its address with one load; null at pages of no subpage.
+     */
     private final PoolSubpage[] subpages;
     /** Free runs by band: {@code freeRuns[b]} holds the runs whose page count's run-class floor is b. */
     private final RunQueue[] freeRuns;
@@ -234,9 +238,9 @@ final class PoolChunk {
         long subpageRun = Handle.subpageRun(offset, pages);
         PoolSubpage subpage = new PoolSubpage(this, sizeIndex, sizeClasses.size(sizeIndex), subpageRun,
                 sizeClasses.subpageElements(sizeIndex));
-        SUBPAGES.setRelease(subpages, offset, subpage);
         for (int p = offset; p < offset + pages; p++) {
             LONGS.setRelease(runMap, p, subpageRun);
+            SUBPAGES.setRelease(subpages, p, subpage);
         }
         return subpage;
     }
@@ -244,7 +248,9 @@ final class PoolChunk {
     /** Gives back the run of an empty subpage. */
     void freeSubpage(PoolSubpage subpage) {
         assert subpage.isEmpty();
-        SUBPAGES.setRelease(subpages, subpage.runOffset, null);
+        for (int p = subpage.runOffset; p < subpage.runOffset + subpage.runPages; p++) {
+            SUBPAGES.setRelease(subpages, p, null);
+        }
         freeRun(subpage.runHandle);
     }
 
@@ -366,12 +372,13 @@ final class PoolChunk {
     long claim(long address, byte expected, MemoryBudget owner) {
         long offset = address - base;
         int page = (int) (offset >>> pageShifts);
-        long handle = (long) LONGS.getAcquire(runMap, page);
-        if (!Handle.isUsed(handle)) {
-            return Handle.NONE;
+        PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, page);
+        if (subpage != null) { // an element: found without the run map
+            return claimElement(subpage, offset, expected, owner);
         }
-        if (Handle.isSubpage(handle)) {
-            return claimElement(handle, offset, expected, owner);
+        long handle = (long) LONGS.getAcquire(runMap, page);
+        if (!Handle.isUsed(handle) || Handle.isSubpage(handle)) { // free, or a subpage just given back
+            return Handle.NONE;
         }
         if (Handle.runOffset(handle) != page || (offset & ((1L << pageShifts) - 1)) != 0
                 || owner != null && UnitState.owner(runOwners, page) != owner
@@ -384,12 +391,8 @@ final class PoolChunk {
         return (long) LONGS.getAcquire(runMap, page);
     }
 
-    private long claimElement(long subpageRun, long offset, byte expected, MemoryBudget owner) {
-        int runOffset = Handle.runOffset(subpageRun);
-        PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, runOffset);
-        if (subpage == null) {
-            return Handle.NONE;
-        }
+    private long claimElement(PoolSubpage subpage, long offset, byte expected, MemoryBudget owner) {
+        int runOffset = subpage.runOffset;
         int inRun = (int) (offset - ((long) runOffset << pageShifts)); // a subpage run is at most 7 pages
         int index = subpage.indexAt(inRun);
         if (index * subpage.elementSize != inRun || index >= subpage.maxElements
@@ -487,7 +490,7 @@ final class PoolChunk {
                 return true;
             }
             PoolSubpage subpage = (PoolSubpage) SUBPAGES.getVolatile(subpages, p);
-            if (subpage != null) {
+            if (subpage != null && subpage.runOffset == p) { // each subpage once, at its first page
                 for (int i = 0; i < subpage.maxElements; i++) {
                     if (UnitState.getVolatile(subpage.states, i) == UnitState.ORPHANED) {
                         return true;
@@ -561,7 +564,7 @@ final class PoolChunk {
     void forEachSubpage(java.util.function.Consumer<PoolSubpage> visitor) {
         for (int p = 0; p < chunkPages; p++) {
             PoolSubpage subpage = subpages[p];
-            if (subpage != null) {
+            if (subpage != null && subpage.runOffset == p) {
                 visitor.accept(subpage);
             }
         }
