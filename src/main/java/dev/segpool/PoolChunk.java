@@ -370,12 +370,22 @@ final class PoolChunk {
      * which resized the run in place (and then finds it handed out again) frees the run as it is now.
      */
     long claim(long address, byte expected, MemoryBudget owner) {
+        PoolSubpage subpage = subpageAt(address);
+        return subpage != null ? claimElement(subpage, address, expected, owner) : claimRun(address, expected, owner);
+    }
+
+    /**
+     * The subpage whose run holds {@code address} (inside this chunk), or null: the first step of
+     * {@link #claim}, for a caller that wants the subpage's fields before the claim's atomic write.
+     */
+    PoolSubpage subpageAt(long address) {
+        return (PoolSubpage) SUBPAGES.getAcquire(subpages, (int) ((address - base) >>> pageShifts));
+    }
+
+    /** {@link #claim} of an address at a page of no subpage: a run that starts there. */
+    long claimRun(long address, byte expected, MemoryBudget owner) {
         long offset = address - base;
         int page = (int) (offset >>> pageShifts);
-        PoolSubpage subpage = (PoolSubpage) SUBPAGES.getAcquire(subpages, page);
-        if (subpage != null) { // an element: found without the run map
-            return claimElement(subpage, offset, expected, owner);
-        }
         long handle = (long) LONGS.getAcquire(runMap, page);
         if (!Handle.isUsed(handle) || Handle.isSubpage(handle)) { // free, or a subpage just given back
             return Handle.NONE;
@@ -391,7 +401,9 @@ final class PoolChunk {
         return (long) LONGS.getAcquire(runMap, page);
     }
 
-    private long claimElement(PoolSubpage subpage, long offset, byte expected, MemoryBudget owner) {
+    /** {@link #claim} of an address in {@code subpage} (from {@link #subpageAt}): an element that starts there. */
+    long claimElement(PoolSubpage subpage, long address, byte expected, MemoryBudget owner) {
+        long offset = address - base;
         int runOffset = subpage.runOffset;
         int inRun = (int) (offset - ((long) runOffset << pageShifts)); // a subpage run is at most 7 pages
         int index = subpage.indexAt(inRun);

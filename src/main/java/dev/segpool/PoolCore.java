@@ -255,9 +255,13 @@ final class PoolCore {
         long address = Objects.requireNonNull(segment, "segment").address();
         PoolChunk chunk = registry.find(address);
         if (chunk != null && segment.scope() == chunk.scope && fastPaths) {
-            long handle = chunk.claim(address, UnitState.LIVE, null);
+            // An element's class is read before the claim: after its atomic write it would be read again.
+            PoolSubpage subpage = chunk.subpageAt(address);
+            int sizeIndex = subpage != null ? subpage.sizeIndex : -1;
+            long handle = subpage != null ? chunk.claimElement(subpage, address, UnitState.LIVE, null)
+                    : chunk.claimRun(address, UnitState.LIVE, null);
             if (handle != Handle.NONE) {
-                giveBack(chunk, handle);
+                giveBackTo(caches.current(), chunk, handle, sizeIndex >= 0 ? sizeIndex : chunk.sizeIndex(handle));
                 return;
             }
         }
@@ -289,7 +293,11 @@ final class PoolCore {
 
     /** A claimed unit goes to {@code cache} (the calling thread's, or null when it has none), or to its arena. */
     private void giveBackTo(PoolThreadCache cache, PoolChunk chunk, long handle) {
-        int sizeIndex = chunk.sizeIndex(handle);
+        giveBackTo(cache, chunk, handle, chunk.sizeIndex(handle));
+    }
+
+    /** As {@link #giveBackTo(PoolThreadCache, PoolChunk, long)}, for a unit of class {@code sizeIndex}. */
+    private void giveBackTo(PoolThreadCache cache, PoolChunk chunk, long handle, int sizeIndex) {
         if (cache == null) {
             giveBackShared(chunk, handle, sizeIndex);
         } else if (!cache.push(chunk, handle, sizeIndex)) {
