@@ -103,9 +103,9 @@ final class ScratchArena implements Arena {
     }
 
     /**
-     * {@code raw} bound to the scope of {@code scopeArena}. Kept out of the callers: the JDK's native
-     * access check makes it large, and the arena itself never reaches it, so an arena that does not
-     * escape its caller is still scalar-replaced.
+     * {@code raw} bound to the scope of {@code scopeArena} (native mode). A restricted method: with the
+     * JDK's native access check inlined it makes {@link #open} too large to inline into its caller, so
+     * a pooled arena is scalar-replaced only without native access.
      */
     private static MemorySegment bind(MemorySegment raw, Arena scopeArena) {
         return raw.reinterpret(scopeArena, null);
