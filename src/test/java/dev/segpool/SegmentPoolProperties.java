@@ -211,7 +211,13 @@ class SegmentPoolProperties {
                 case TrimPool() -> {
                     long reserved = pool.metrics().reservedBytes();
                     long released = pool.trim();
-                    assertEquals(reserved - released, pool.metrics().reservedBytes());
+                    long dropped = reserved - pool.metrics().reservedBytes();
+                    if (SegmentPool.class.getModule().isNativeAccessEnabled()) {
+                        // trim also purges free pages inside chunks in use: released, still reserved
+                        assertTrue(released >= dropped, released + " released, reserved dropped by " + dropped);
+                    } else {
+                        assertEquals(dropped, released);
+                    }
                 }
                 case TrimCache() -> {
                     pool.trimCurrentThreadCache();
