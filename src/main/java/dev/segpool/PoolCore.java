@@ -305,8 +305,20 @@ final class PoolCore {
         }
     }
 
-    /** A claimed unit of a thread without a cache: into a shared stripe (virtual threads), else its arena. */
+    /**
+     * A claimed unit of a thread without a cache. A platform thread makes its cache now, as its first
+     * allocation would: a thread that only frees (the consumer of a producer/consumer pair) then gives
+     * units back to the arenas in batches, not one lock per free. Otherwise (virtual threads, caches
+     * off, a fork of a scoped binding) into a shared stripe, else its arena.
+     */
     private void giveBackShared(PoolChunk chunk, long handle, int sizeIndex) {
+        PoolThreadCache own = caches.currentOrCreate();
+        if (own != null) {
+            if (!own.push(chunk, handle, sizeIndex)) {
+                chunk.arena.free(chunk, handle, sizeIndex);
+            }
+            return;
+        }
         PoolThreadCache stripe = caches.claimStripe();
         if (stripe != null) {
             try {

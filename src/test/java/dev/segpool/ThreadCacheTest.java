@@ -88,6 +88,46 @@ class ThreadCacheTest {
         }
     }
 
+    /**
+     * A platform thread that only frees (a consumer) makes its cache on its first free, as its first
+     * allocation would: its frees go into that cache, and back to the arena in batches, instead of one
+     * arena lock per free.
+     */
+    @Test
+    void aThreadThatOnlyFrees_makesItsCacheOnItsFirstFree() throws InterruptedException {
+        try (SegmentPool pool = smallPool().arenas(1).build()) {
+            List<MemorySegment> segments = new ArrayList<>();
+            onNewThread(() -> {
+                for (int i = 0; i < 100; i++) {
+                    MemorySegment segment = pool.allocate(256);
+                    Patterns.fill(segment, i);
+                    segments.add(segment);
+                }
+                pool.trimCurrentThreadCache(); // the producer keeps nothing cached
+            });
+            onNewThread(() -> {
+                PoolMetrics before = pool.metrics();
+                assertEquals(0, before.cachedBytes());
+                assertEquals(100 * 256, before.activeBytes());
+                assertFalse(pool.trimCurrentThreadCache(), "no cache before the first free");
+                for (int i = 0; i < segments.size(); i++) {
+                    Patterns.verify(segments.get(i), i);
+                    pool.free(segments.get(i));
+                }
+                PoolMetrics after = pool.metrics();
+                assertEquals(before.threadCaches() + 1, after.threadCaches(), "the freeing thread made its cache");
+                assertEquals(0, after.activeBytes());
+                assertEquals(100 * 256, after.cachedBytes(), "every freed element sits in the consumer's cache");
+                assertEquals(after.reservedBytes(), after.activeBytes() + after.cachedBytes() + after.freeBytes());
+                assertTrue(pool.trimCurrentThreadCache());
+                assertEquals(0, pool.metrics().cachedBytes());
+            });
+            for (PoolArena arena : pool.arenas()) {
+                assertTrue(arena.checkConsistency());
+            }
+        }
+    }
+
     // ---- trimCurrentThreadCache ----
 
     @Test
