@@ -39,7 +39,8 @@ final class PoolCore {
     final boolean nativeAccess;
     /** Largest request the fast path serves: the largest class thread-local caches hold, or -1 without them. */
     private final long fastMaxSize;
-    private final boolean trackLeaks;
+    final boolean trackLeaks;
+    private final Reallocation reallocation = new Reallocation(this);
     /**
      * Whether {@link #allocate} and {@link #free} may take their fast paths: false with leak tracking,
      * and from the moment {@link #close} starts. One volatile read on each fast path.
@@ -141,7 +142,7 @@ final class PoolCore {
         return sizeClasses.sizeIndex(byteSize, byteAlignment);
     }
 
-    private static void checkRequest(long byteSize, long byteAlignment) {
+    static void checkRequest(long byteSize, long byteAlignment) {
         if (byteSize < 0) {
             throw Errors.badSize(byteSize);
         }
@@ -359,7 +360,7 @@ final class PoolCore {
     }
 
     /** The checks every segment passed back to the pool goes through first: open pool, native, alive. */
-    private void checkFreeable(MemorySegment segment) {
+    void checkFreeable(MemorySegment segment) {
         ensureOpen();
         if (!segment.isNative()) {
             throw Errors.heapSegment(name, segment);
@@ -372,141 +373,11 @@ final class PoolCore {
     // ---- reallocate ----
 
     /**
-     * {@link SegmentPool#reallocate} ({@code owner} null) and {@link MemoryBudget#reallocate}: claims the
-     * old unit (as {@code free} would, so of a reallocate and a free racing on one segment one wins),
-     * then keeps it where it has room or where its run can grow into the free pages that follow, else
-     * moves. Every failure puts the old unit back as it was: the caller's segment stays valid.
+     * {@link SegmentPool#reallocate} ({@code owner} null) and {@link MemoryBudget#reallocate}: see
+     * {@link Reallocation}.
      */
     MemorySegment reallocate(MemorySegment segment, long newByteSize, long byteAlignment, MemoryBudget owner) {
-        Objects.requireNonNull(segment, "segment");
-        checkRequest(newByteSize, byteAlignment);
-        checkFreeable(segment);
-        long address = segment.address();
-        byte state = owner == null ? UnitState.LIVE : UnitState.BUDGET;
-        PoolChunk chunk = registry.find(address);
-        if (chunk == null) {
-            return reallocateHuge(segment, newByteSize, byteAlignment, state, owner);
-        }
-        long handle = chunk.claim(address, state, owner);
-        if (handle == Handle.NONE) {
-            throw chunk.claimFailure(address, owner);
-        }
-        try {
-            return resized(chunk, handle, segment, newByteSize, byteAlignment, state, owner);
-        } catch (RuntimeException | Error e) {
-            chunk.hand(handle, elementSize(chunk, handle), 0, state, owner); // the old unit, live again
-            throw e;
-        }
-    }
-
-    /** The element size of {@code handle} for {@link PoolChunk#hand} (0 for a run). */
-    private static int elementSize(PoolChunk chunk, long handle) {
-        return Handle.isSubpage(handle) ? (int) chunk.unitBytes(handle) : 0;
-    }
-
-    /**
-     * The claimed unit {@code handle}, reallocated: in place when the request maps to its small class,
-     * or when it is a run and the request is a run too (shrunk, or grown into free pages that follow);
-     * else moved. Throws before changing anything.
-     */
-    private MemorySegment resized(PoolChunk chunk, long handle, MemorySegment old, long newByteSize,
-                                  long byteAlignment, byte state, MemoryBudget owner) {
-        long address = old.address();
-        boolean aligned = (address & (byteAlignment - 1)) == 0;
-        long oldBytes = chunk.unitBytes(handle);
-        long newBytes = unitSize(newByteSize, byteAlignment);
-        if (aligned && Handle.isSubpage(handle)) {
-            if (newBytes == oldBytes) { // the same small class: only small units are this size
-                return chunk.hand(handle, (int) oldBytes, newByteSize, state, owner);
-            }
-        } else if (aligned && isRun(newBytes)) {
-            long delta = newBytes - oldBytes;
-            if (owner != null && delta > 0) {
-                owner.charge(delta);
-            }
-            long run = delta == 0 ? handle
-                    : chunk.arena.resizeRun(chunk, handle, (int) (newBytes >>> sizeClasses.pageShifts));
-            if (run != Handle.NONE) {
-                if (owner != null && delta < 0) {
-                    owner.discharge(-delta);
-                } else if (owner != null && delta > 0) {
-                    owner.raisePeaks();
-                }
-                return chunk.hand(run, 0, newByteSize, state, owner);
-            }
-            if (owner != null && delta > 0) {
-                owner.discharge(delta);
-            }
-        }
-        MemorySegment moved = move(old, oldBytes, newByteSize, byteAlignment, owner, newBytes - oldBytes);
-        giveBack(chunk, handle);
-        if (trackLeaks) {
-            leaks.freed(address);
-        }
-        return moved;
-    }
-
-    /** Whether a unit of {@code unitBytes} (from {@link #unitSize}) is a run of pages. */
-    private boolean isRun(long unitBytes) {
-        return unitBytes > sizeClasses.size(sizeClasses.smallClasses - 1) && unitBytes <= chunkSize
-                && (unitBytes & (sizeClasses.pageSize - 1)) == 0;
-    }
-
-    /**
-     * A new allocation holding the first bytes of {@code old} (whose unit has {@code oldUnitBytes}),
-     * charged the difference {@code delta} to {@code owner}; the caller gives the old unit back. Throws,
-     * charging nothing, when it cannot.
-     */
-    private MemorySegment move(MemorySegment old, long oldUnitBytes, long newByteSize, long byteAlignment,
-                               MemoryBudget owner, long delta) {
-        if (owner != null && delta > 0) {
-            owner.charge(delta);
-        }
-        MemorySegment moved;
-        try {
-            moved = owner == null ? allocate(newByteSize, byteAlignment)
-                    : allocateOwned(newByteSize, byteAlignment, owner);
-        } catch (RuntimeException | Error e) {
-            if (owner != null && delta > 0) {
-                owner.discharge(delta);
-            }
-            throw e;
-        }
-        // never past the old unit, even for a segment re-sized by reinterpret
-        MemorySegment.copy(old, 0, moved, 0, Math.min(Math.min(old.byteSize(), oldUnitBytes), newByteSize));
-        if (owner != null && delta < 0) {
-            owner.discharge(-delta);
-        } else if (owner != null && delta > 0) {
-            owner.raisePeaks();
-        }
-        return moved;
-    }
-
-    /** {@link #reallocate} of an address in no chunk: a huge allocation, kept when it has room, else moved. */
-    private MemorySegment reallocateHuge(MemorySegment old, long newByteSize, long byteAlignment, byte state,
-                                         MemoryBudget owner) {
-        long address = old.address();
-        NativeMemory.Huge huge = memory.claimHuge(address, state, owner);
-        if (huge == null) {
-            throw lifecycle.isOpen() ? memory.notHuge(address) : Errors.closed(name);
-        }
-        try {
-            if ((address & (byteAlignment - 1)) == 0 && newByteSize > chunkSize && newByteSize <= huge.unitBytes()
-                    && newByteSize >= huge.unitBytes() / 2) {
-                memory.restoreHuge(huge); // still huge, fits and uses at least half: stays, reserving what it did
-                return huge.segment().asSlice(0, newByteSize);
-            }
-            MemorySegment moved = move(old, huge.unitBytes(), newByteSize, byteAlignment, owner,
-                    unitSize(newByteSize, byteAlignment) - huge.unitBytes());
-            memory.releaseHuge(huge);
-            if (trackLeaks) {
-                leaks.freed(address);
-            }
-            return moved;
-        } catch (RuntimeException | Error e) {
-            memory.restoreHuge(huge);
-            throw e;
-        }
+        return reallocation.reallocate(segment, newByteSize, byteAlignment, owner);
     }
 
     // ---- budgets ----

@@ -117,7 +117,10 @@ final class ScratchArena implements Arena {
         giveBackAndThrow(address);
     }
 
-    /** {@link #open} of a shared arena, a budget's, one that leak detection samples, or one on a thread without a cache. */
+    /**
+     * {@link #open} of a shared arena, a budget's, one that leak detection samples, or one on a thread
+     * without a cache (or whose cache cannot hold a block now).
+     */
     private static ScratchArena openOther(PoolCore core, boolean shared, MemoryBudget budget) {
         LeakTracker.AllocationSite site = core.leaks.enabled()
                 ? core.leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
@@ -165,7 +168,10 @@ final class ScratchArena implements Arena {
         }
     }
 
-    /** As {@code allocate(byteSize, 1)}; declared here so that the JIT profiles an arena's calls apart from other allocators'. */
+    /**
+     * As {@code allocate(byteSize, 1)}; declared here so that the JIT profiles an arena's calls apart
+     * from other allocators'.
+     */
     @Override
     public MemorySegment allocate(long byteSize) {
         return allocate(byteSize, 1);
