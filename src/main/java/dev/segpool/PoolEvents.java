@@ -220,6 +220,11 @@ final class PoolEvents {
         }
     }
 
+    /** Whether a {@link CacheReleased} event would be recorded now (so its bytes are worth counting). */
+    static boolean cacheReleasedEnabled() {
+        return new CacheReleased().isEnabled();
+    }
+
     static void cacheReleased(String pool, Thread owner, long bytes) {
         CacheReleased e = new CacheReleased();
         if (e.shouldCommit()) {

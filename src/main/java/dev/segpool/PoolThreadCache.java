@@ -381,8 +381,8 @@ final class PoolThreadCache {
         if (pool == null) {
             return true;
         }
-        long bytes = cachedBytes();
         if (pool.lifecycle.isOpen()) {
+            long bytes = PoolEvents.cacheReleasedEnabled() ? cachedBytes() : 0; // a walk of every stack
             flush();
             PoolEvents.cacheReleased(pool.name, owner, bytes);
         }

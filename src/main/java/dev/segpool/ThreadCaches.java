@@ -259,7 +259,9 @@ final class ThreadCaches {
 
     /** Forgets a released cache (its contents are back in the arenas), keeping its counts. */
     void detach(PoolThreadCache cache) {
-        for (int slot = 0; slot < RECENT_SLOTS; slot++) { // rare (a thread ended, or close): a scan is fine
+        // Only thread-local caches enter the front table; a scoped cache is detached at the end of every
+        // task, so it skips the scan (rare for the others: their thread ended, or the pool closes).
+        for (int slot = 0; !cache.scoped && slot < RECENT_SLOTS; slot++) {
             if (recent[slot] == cache) {
                 RECENT.compareAndSet(recent, slot, cache, (PoolThreadCache) null);
             }
