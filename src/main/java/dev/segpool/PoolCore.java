@@ -255,18 +255,10 @@ final class PoolCore {
     void free(MemorySegment segment) {
         long address = Objects.requireNonNull(segment, "segment").address();
         PoolChunk chunk = registry.find(address);
-        if (chunk != null && segment.scope() == chunk.scope && fastPaths) {
-            // An element's class is read before the claim: after its atomic write it would be read again.
-            PoolSubpage subpage = chunk.subpageAt(address);
-            int sizeIndex = subpage != null ? subpage.sizeIndex : -1;
-            long handle = subpage != null ? chunk.claimElement(subpage, address, UnitState.LIVE, null)
-                    : chunk.claimRun(address, UnitState.LIVE, null);
-            if (handle != Handle.NONE) {
-                giveBackTo(caches.current(), chunk, handle, sizeIndex >= 0 ? sizeIndex : chunk.sizeIndex(handle));
-                return;
-            }
+        if (chunk == null || segment.scope() != chunk.scope || !fastPaths
+                || claimToCache(chunk, address, UnitState.LIVE, null) < 0) {
+            freeSlow(segment, null);
         }
-        freeSlow(segment, null);
     }
 
     /**
@@ -276,15 +268,36 @@ final class PoolCore {
     long freeOwned(MemorySegment segment, MemoryBudget owner) {
         long address = Objects.requireNonNull(segment, "segment").address();
         PoolChunk chunk = registry.find(address);
-        if (chunk != null && segment.scope() == chunk.scope && fastPaths) {
-            long handle = chunk.claim(address, UnitState.BUDGET, owner);
-            if (handle != Handle.NONE) {
-                long bytes = chunk.unitBytes(handle);
-                giveBack(chunk, handle);
-                return bytes;
+        long bytes = chunk == null || segment.scope() != chunk.scope || !fastPaths ? -1
+                : claimToCache(chunk, address, UnitState.BUDGET, owner);
+        return bytes >= 0 ? bytes : freeSlow(segment, owner);
+    }
+
+    /**
+     * The fast path's claim: the unit in state {@code state} (owned by {@code owner}) that starts at
+     * {@code address} in {@code chunk} goes to the calling thread's cache (or its arena); returns the
+     * bytes it reserved, or -1, changing nothing, when no such unit starts there. An element's class and
+     * size are read before the claim: after its atomic write they would be read again, on the chain of
+     * dependent loads a pair is made of.
+     */
+    private long claimToCache(PoolChunk chunk, long address, byte state, MemoryBudget owner) {
+        PoolSubpage subpage = chunk.subpageAt(address);
+        if (subpage != null) {
+            int sizeIndex = subpage.sizeIndex;
+            int elementSize = subpage.elementSize;
+            long handle = chunk.claimElement(subpage, address, state, owner);
+            if (handle == Handle.NONE) {
+                return -1;
             }
+            giveBackTo(caches.current(), chunk, handle, sizeIndex);
+            return elementSize;
         }
-        return freeSlow(segment, owner);
+        long handle = chunk.claimRun(address, state, owner);
+        if (handle == Handle.NONE) {
+            return -1;
+        }
+        giveBackTo(caches.current(), chunk, handle, chunk.sizeIndex(handle));
+        return chunk.unitBytes(handle);
     }
 
     /** A claimed unit goes to the calling thread's cache, or to its arena. */
