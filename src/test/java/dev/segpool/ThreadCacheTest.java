@@ -115,9 +115,9 @@ class ThreadCacheTest {
                     pool.free(segments.get(i));
                 }
                 PoolMetrics after = pool.metrics();
-                assertEquals(before.threadCaches() + 1, after.threadCaches(), "the freeing thread made its cache");
+                // (the ended producer's cache may be released at any time, so the count of caches is not compared)
                 assertEquals(0, after.activeBytes());
-                assertEquals(100 * 256, after.cachedBytes(), "every freed element sits in the consumer's cache");
+                assertEquals(100 * 256, after.cachedBytes(), "every freed element sits in the consumer's own cache");
                 assertEquals(after.reservedBytes(), after.activeBytes() + after.cachedBytes() + after.freeBytes());
                 assertTrue(pool.trimCurrentThreadCache());
                 assertEquals(0, pool.metrics().cachedBytes());
