@@ -6,42 +6,24 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.logging.Handler;
-import java.util.logging.Level;
-import java.util.logging.LogRecord;
-import java.util.logging.Logger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /** Leak reports through the {@code System.Logger} "dev.segpool" (java.util.logging here). */
 class LeakReportTest {
-    private final List<String> warnings = new CopyOnWriteArrayList<>();
-    private final Logger logger = Logger.getLogger("dev.segpool");
-    private final Handler capture = new Handler() {
-        @Override
-        public void publish(LogRecord record) {
-            if (record.getLevel().intValue() >= Level.WARNING.intValue()) {
-                warnings.add(record.getMessage());
-            }
-        }
-
-        @Override
-        public void flush() {}
-
-        @Override
-        public void close() {}
-    };
+    private CapturedWarnings captured;
+    private List<String> warnings;
 
     @BeforeEach
     void listen() {
-        logger.addHandler(capture);
+        captured = CapturedWarnings.start();
+        warnings = captured.messages();
     }
 
     @AfterEach
     void stopListening() {
-        logger.removeHandler(capture);
+        captured.close();
     }
 
     private List<String> about(String poolName) {

@@ -10,11 +10,6 @@ import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.logging.Handler;
-import java.util.logging.Level;
-import java.util.logging.LogRecord;
-import java.util.logging.Logger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -532,23 +527,8 @@ class MemoryBudgetTest {
 
     @Test
     void poolClose_closesEveryBudget_withoutThrowing_andReportsWhatEachHeld() {
-        List<String> warnings = new CopyOnWriteArrayList<>();
-        Logger logger = Logger.getLogger("dev.segpool");
-        Handler capture = new Handler() {
-            @Override
-            public void publish(LogRecord record) {
-                if (record.getLevel().intValue() >= Level.WARNING.intValue()) {
-                    warnings.add(record.getMessage());
-                }
-            }
-
-            @Override
-            public void flush() {}
-
-            @Override
-            public void close() {}
-        };
-        logger.addHandler(capture);
+        CapturedWarnings captured = CapturedWarnings.start();
+        List<String> warnings = captured.messages();
         try {
             MemoryBudget kid = sibling.newBudget("kid", 1 << 20);
             Arena arena = kid.newArena();
@@ -571,7 +551,7 @@ class MemoryBudgetTest {
             assertTrue(report.contains("budget 'tenant/sibling/kid' held 4096 bytes (0 allocations of its own, 1 open arenas)"),
                     report);
         } finally {
-            logger.removeHandler(capture);
+            captured.close();
         }
     }
 
