@@ -168,10 +168,18 @@ final class PoolCore {
      */
     private PoolThreadCache preparedCache(int sizeIndex) {
         PoolThreadCache cache = caches.currentOrCreate();
+        return cache != null && prepared(cache, sizeIndex) ? cache : null;
+    }
+
+    /**
+     * {@link PoolThreadCache#prepare}, where a refill that meets the memory limit is a miss like any
+     * other: the caller's rare path gives back what the pool can and tries again.
+     */
+    private static boolean prepared(PoolThreadCache cache, int sizeIndex) {
         try {
-            return cache != null && cache.prepare(sizeIndex) ? cache : null;
+            return cache.prepare(sizeIndex);
         } catch (MemoryLimitExceededException atLimit) {
-            return null;
+            return false;
         }
     }
 
@@ -296,21 +304,19 @@ final class PoolCore {
         if (handle == Handle.NONE) {
             return -1;
         }
-        giveBackTo(caches.current(), chunk, handle, chunk.sizeIndex(handle));
+        giveBack(chunk, handle);
         return chunk.unitBytes(handle);
     }
 
     /** A claimed unit goes to the calling thread's cache, or to its arena. */
     void giveBack(PoolChunk chunk, long handle) {
-        giveBackTo(caches.current(), chunk, handle);
+        giveBackTo(caches.current(), chunk, handle, chunk.sizeIndex(handle));
     }
 
-    /** A claimed unit goes to {@code cache} (the calling thread's, or null when it has none), or to its arena. */
-    private void giveBackTo(PoolThreadCache cache, PoolChunk chunk, long handle) {
-        giveBackTo(cache, chunk, handle, chunk.sizeIndex(handle));
-    }
-
-    /** As {@link #giveBackTo(PoolThreadCache, PoolChunk, long)}, for a unit of class {@code sizeIndex}. */
+    /**
+     * A claimed unit of class {@code sizeIndex} goes to {@code cache} (the calling thread's, or null
+     * when it has none), or to its arena.
+     */
     private void giveBackTo(PoolThreadCache cache, PoolChunk chunk, long handle, int sizeIndex) {
         if (cache == null) {
             giveBackShared(chunk, handle, sizeIndex);
@@ -454,11 +460,7 @@ final class PoolCore {
      * limit, or no room in its byte budget): {@link #allocateArenaBlock} then takes the rare path.
      */
     boolean prepareArenaBlock(PoolThreadCache cache) {
-        try {
-            return fastPaths && cache.prepare(arenaBlockClass);
-        } catch (MemoryLimitExceededException atLimit) {
-            return false;
-        }
+        return fastPaths && prepared(cache, arenaBlockClass);
     }
 
     /**
@@ -473,7 +475,7 @@ final class PoolCore {
             long handle = chunk.claim(address, UnitState.ARENA, null);
             if (handle != Handle.NONE) {
                 if (lifecycle.isOpen()) {
-                    giveBackTo(cache != null ? cache : caches.current(), chunk, handle);
+                    giveBackTo(cache != null ? cache : caches.current(), chunk, handle, chunk.sizeIndex(handle));
                 }
                 return;
             }

@@ -90,7 +90,8 @@ final class ScratchArena implements Arena {
     /**
      * Keeps {@code raw}, a block just handed out in state {@code ARENA}, as the first unit of this new
      * arena and the block it cuts from; if the pool began closing meanwhile, gives it back, undoes the
-     * opening and throws.
+     * opening and throws. This is {@link #keep}'s first-unit case written out: {@code keep} also calls
+     * {@link #keepMore} with the arena, which would keep a caller's escape analysis from removing it.
      */
     private void useFirstBlock(MemorySegment raw) {
         firstUnit = raw.address();
@@ -98,6 +99,11 @@ final class ScratchArena implements Arena {
         if (!core.lifecycle.isOpen()) {
             abandonAndThrow(firstUnit);
         }
+        startBlock(raw);
+    }
+
+    /** Makes {@code raw} (a block this arena keeps) the block to cut from, bound to this arena's scope. */
+    private void startBlock(MemorySegment raw) {
         block = bindScope ? bind(raw, scopeArena) : raw;
         blockUsed = 0;
     }
@@ -232,9 +238,7 @@ final class ScratchArena implements Arena {
 
     /** Takes a new block from the pool, bound to this arena's scope, to cut from its start. */
     private void takeBlock() {
-        MemorySegment raw = take(true, BLOCK_SIZE, BLOCK_SIZE);
-        block = bindScope ? bind(raw, scopeArena) : raw;
-        blockUsed = 0;
+        startBlock(take(true, BLOCK_SIZE, BLOCK_SIZE));
     }
 
     /**

@@ -259,12 +259,8 @@ final class ThreadCaches {
 
     /** Forgets a released cache (its contents are back in the arenas), keeping its counts. */
     void detach(PoolThreadCache cache) {
-        // Only thread-local caches enter the front table; a scoped cache is detached at the end of every
-        // task, so it skips the scan (rare for the others: their thread ended, or the pool closes).
-        for (int slot = 0; !cache.scoped && slot < RECENT_SLOTS; slot++) {
-            if (recent[slot] == cache) {
-                RECENT.compareAndSet(recent, slot, cache, (PoolThreadCache) null);
-            }
+        if (!cache.scoped) { // only thread-local caches enter the front table; scoped ones detach every task
+            forgetRecent(cache);
         }
         if (live.remove(cache)) {
             cache.arena.boundCaches.decrementAndGet();
@@ -274,6 +270,15 @@ final class ThreadCaches {
             arenasClosed.add(cache.arenasClosed);
             cache.arenasOpened = 0;
             cache.arenasClosed = 0;
+        }
+    }
+
+    /** Empties the front table's slot that holds {@code cache}; rare (a thread ended, or close): a scan. */
+    private void forgetRecent(PoolThreadCache cache) {
+        for (int slot = 0; slot < RECENT_SLOTS; slot++) {
+            if (recent[slot] == cache) {
+                RECENT.compareAndSet(recent, slot, cache, (PoolThreadCache) null);
+            }
         }
     }
 
