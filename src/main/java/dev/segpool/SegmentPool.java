@@ -284,7 +284,8 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
 
     /**
      * A snapshot of the pool's memory and activity; see {@link PoolMetrics} for what agrees with what.
-     * It takes each arena's locks in turn; for frequent polling, the JMX attributes read lock-free totals.
+     * It takes each arena's locks in turn; for frequent polling, {@link #reservedBytes()} and the JMX
+     * attributes read lock-free totals.
      *
      * @return the snapshot
      * @throws IllegalStateException if the pool is closed
@@ -292,6 +293,18 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
     public PoolMetrics metrics() {
         core.ensureOpen();
         return PoolReport.metrics(core);
+    }
+
+    /**
+     * The bytes of native memory the pool holds now (chunks and huge allocations), read from one
+     * counter without a lock, so that a gauge can poll it as often as it likes; the figure
+     * {@link PoolMetrics#reservedBytes()} reports. After close, what open pooled arenas still keep
+     * mapped (0 once they are closed too).
+     *
+     * @return the bytes reserved
+     */
+    public long reservedBytes() {
+        return core.memory.reservedBytes();
     }
 
     /**
@@ -400,11 +413,6 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
 
     boolean isClosed() {
         return !core.lifecycle.isOpen();
-    }
-
-    /** Native bytes the pool still holds (also after close: what open arenas keep). */
-    long nativeBytesHeld() {
-        return core.memory.reservedBytes();
     }
 
     /**

@@ -19,7 +19,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * is 1 s, so its timer ticks every 250 ms. A tick is run the way {@code scheduleWithFixedDelay} runs
  * it: one period after the previous tick ended, and a tick takes {@link #TICK_NANOS} of the injected
  * clock. The pool holds one 64 KiB chunk; a 16 KiB run empties it when freed, and
- * {@code nativeBytesHeld()} tells whether the chunk is still there.
+ * {@code reservedBytes()} tells whether the chunk is still there.
  *
  * <p>Frees mark an emptied chunk with the time of the last tick (a coarse clock), so the pool knows
  * when a chunk was emptied only to within the interval between two ticks; it allows one period for
@@ -95,11 +95,11 @@ class DecayClockTest {
     private void emptyChunkAt(long time, MemorySegment run) {
         at(time);
         pool.free(run);
-        assertEquals(CHUNK, pool.nativeBytesHeld(), "an emptied chunk is kept for now");
+        assertEquals(CHUNK, pool.reservedBytes(), "an emptied chunk is kept for now");
     }
 
     private boolean chunkHeld() {
-        return pool.nativeBytesHeld() == CHUNK;
+        return pool.reservedBytes() == CHUNK;
     }
 
     @ParameterizedTest(name = "clock starting at {0}")
@@ -115,7 +115,7 @@ class DecayClockTest {
         while ((t = tick()) - emptiedAt < DECAY_NANOS) {
             assertTrue(chunkHeld(), "released by the tick " + (t - emptiedAt) / MILLIS + " ms after it was emptied");
         }
-        assertEquals(0, pool.nativeBytesHeld(), "kept by the first tick after decay ("
+        assertEquals(0, pool.reservedBytes(), "kept by the first tick after decay ("
                 + (t - emptiedAt) / MILLIS + " ms after it was emptied)");
     }
 
@@ -135,7 +135,7 @@ class DecayClockTest {
                 assertTrue(chunkHeld(), "released by the tick " + (t - emptiedAt) / MILLIS + " ms after it was emptied");
             }
         } while (t - latest < 0);
-        assertEquals(0, pool.nativeBytesHeld(), "still kept by the tick " + (t - emptiedAt) / MILLIS
+        assertEquals(0, pool.reservedBytes(), "still kept by the tick " + (t - emptiedAt) / MILLIS
                 + " ms after it was emptied, more than decay + one period");
     }
 
@@ -150,7 +150,7 @@ class DecayClockTest {
             tick();
         }
         MemorySegment again = pool.allocate(RUN); // the kept chunk is reused
-        assertEquals(CHUNK, pool.nativeBytesHeld(), "no second chunk");
+        assertEquals(CHUNK, pool.reservedBytes(), "no second chunk");
         long emptiedAt = nextTickAt - MILLIS;
         emptyChunkAt(emptiedAt, again);
         long t;
@@ -158,7 +158,7 @@ class DecayClockTest {
             assertTrue(chunkHeld(), "released " + (t - firstEmptied) / MILLIS + " ms after the first free but "
                     + (t - emptiedAt) / MILLIS + " ms after the second");
         }
-        assertEquals(0, pool.nativeBytesHeld(), "the first tick after decay since the second free releases it");
+        assertEquals(0, pool.reservedBytes(), "the first tick after decay since the second free releases it");
     }
 
     @Test
@@ -169,9 +169,9 @@ class DecayClockTest {
         emptyChunkAt(now.get() + MILLIS, run);
         long released = pool.trim(); // no tick ran since the free, and the clock stands still
         assertTrue(released >= CHUNK, "trim released " + released);
-        assertEquals(0, pool.nativeBytesHeld());
+        assertEquals(0, pool.reservedBytes());
         tick();
-        assertEquals(0, pool.nativeBytesHeld());
+        assertEquals(0, pool.reservedBytes());
     }
 
     @Test
@@ -181,10 +181,10 @@ class DecayClockTest {
         emptyChunkAt(MILLIS, run);
         pool.close();
         assertTrue(timer.task.isCancelled(), "close cancels the decay task");
-        assertEquals(0, pool.nativeBytesHeld());
+        assertEquals(0, pool.reservedBytes());
         now.addAndGet(10 * DECAY_NANOS);
         assertDoesNotThrow(() -> timer.tick.run(), "a tick that was already due when the pool closed");
-        assertEquals(0, pool.nativeBytesHeld());
+        assertEquals(0, pool.reservedBytes());
     }
 
     /**
@@ -207,7 +207,7 @@ class DecayClockTest {
         while ((t = tick()) - emptiedAt < DECAY_NANOS) {
             assertTrue(chunkHeld(), "released " + (t - emptiedAt) / MILLIS + " ms after it was emptied");
         }
-        assertEquals(0, pool.nativeBytesHeld(), "kept by the first tick after decay ("
+        assertEquals(0, pool.reservedBytes(), "kept by the first tick after decay ("
                 + (t - emptiedAt) / MILLIS + " ms after it was emptied)");
     }
 

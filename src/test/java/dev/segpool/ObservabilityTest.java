@@ -207,6 +207,46 @@ class ObservabilityTest {
     }
 
     @Test
+    void reservedBytes_isTheMetricsFigure_readWhileAnArenaLockIsHeld_andAfterClose() throws Exception {
+        SegmentPool pool = SegmentPool.builder().name("reserved").pageSize(4096).chunkSize(1 << 16).arenas(1)
+                .threadLocalCaches(false).build();
+        assertEquals(0, pool.reservedBytes());
+        MemorySegment small = pool.allocate(48);
+        MemorySegment huge = pool.allocate(100_000);
+        assertEquals((1 << 16) + 100_000, pool.reservedBytes());
+        assertEquals(pool.metrics().reservedBytes(), pool.reservedBytes());
+
+        // metrics() would wait for this lock; reservedBytes() reads one counter and does not
+        java.util.concurrent.CountDownLatch locked = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        Thread holder = Thread.ofPlatform().start(() -> {
+            pool.arenas()[0].lock.lock();
+            try {
+                locked.countDown();
+                release.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                pool.arenas()[0].lock.unlock();
+            }
+        });
+        locked.await();
+        try {
+            assertEquals((1 << 16) + 100_000, org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
+                    Duration.ofSeconds(10), pool::reservedBytes));
+        } finally {
+            release.countDown();
+            holder.join();
+        }
+
+        pool.free(huge);
+        assertEquals(1 << 16, pool.reservedBytes());
+        pool.free(small);
+        pool.close();
+        assertEquals(0, pool.reservedBytes(), "a closed pool with no open arena holds nothing");
+    }
+
+    @Test
     void closedPool_observersThrow() {
         SegmentPool pool = SegmentPool.create();
         pool.close();

@@ -31,7 +31,7 @@ class PoolLifecycleTest {
         for (MemorySegment s : new MemorySegment[] {small, run, huge}) {
             assertThrows(IllegalStateException.class, () -> s.get(ValueLayout.JAVA_LONG, 0));
         }
-        assertEquals(0, pool.nativeBytesHeld());
+        assertEquals(0, pool.reservedBytes());
     }
 
     @Test
@@ -82,17 +82,17 @@ class PoolLifecycleTest {
             assertEquals(42L, small.get(ValueLayout.JAVA_LONG, 0));
             assertEquals(43L, large.get(ValueLayout.JAVA_LONG, 8));
             assertEquals(44L, huge.get(ValueLayout.JAVA_LONG, 16));
-            assertTrue(pool.nativeBytesHeld() > 0, "the open arena's chunk and huge allocation are kept");
+            assertTrue(pool.reservedBytes() > 0, "the open arena's chunk and huge allocation are kept");
             assertThrows(IllegalStateException.class, () -> arena.allocate(8), "the pool is closed");
             arena.close();
         } else {
-            assertEquals(0, pool.nativeBytesHeld());
+            assertEquals(0, pool.reservedBytes());
             arena.close();
         }
         for (MemorySegment s : new MemorySegment[] {small, large, huge}) {
             assertThrows(IllegalStateException.class, () -> s.get(ValueLayout.JAVA_LONG, 0));
         }
-        assertEquals(0, pool.nativeBytesHeld(), "nothing is left once the arena closed");
+        assertEquals(0, pool.reservedBytes(), "nothing is left once the arena closed");
         assertThrows(IllegalStateException.class, arena::close, "closed once");
     }
 
@@ -108,11 +108,11 @@ class PoolLifecycleTest {
         assertThrows(IllegalStateException.class, () -> a.get(ValueLayout.JAVA_BYTE, 0));
         if (TestModes.nativeAccess()) {
             assertEquals(0, b.get(ValueLayout.JAVA_BYTE, 0), "the second arena's block is still mapped");
-            assertTrue(pool.nativeBytesHeld() > 0);
+            assertTrue(pool.reservedBytes() > 0);
         }
         second.close();
         assertThrows(IllegalStateException.class, () -> b.get(ValueLayout.JAVA_BYTE, 0));
-        assertEquals(0, pool.nativeBytesHeld());
+        assertEquals(0, pool.reservedBytes());
     }
 
     @Test

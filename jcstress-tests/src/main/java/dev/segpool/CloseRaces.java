@@ -61,7 +61,7 @@ public final class CloseRaces {
 
     /** 1 when the (closed) pool holds no native bytes any more. */
     static int nothingHeld(SegmentPool pool) {
-        return bit(pool.isClosed() && pool.nativeBytesHeld() == 0);
+        return bit(pool.isClosed() && pool.reservedBytes() == 0);
     }
 
     /**

@@ -76,7 +76,7 @@ final class BudgetPeer extends Peer {
 
     @Override
     public long reservedBytes() {
-        return pool.metrics().reservedBytes();
+        return pool.reservedBytes();
     }
 
     @Override

@@ -111,7 +111,7 @@ final class SegpoolPeer extends Peer {
 
     @Override
     public long reservedBytes() {
-        return pool.metrics().reservedBytes();
+        return pool.reservedBytes();
     }
 
     /** Reserved bytes split into handed out (at size-class size), parked in thread caches, and free in chunks. */
