@@ -22,8 +22,9 @@ import org.openjdk.jmh.annotations.TearDown;
  * all; each task makes {@value #PAIRS_PER_TASK} allocate/free pairs of {@value #SIZE} bytes and writes
  * into each buffer ({@link Peer#touchedPair}). The score is the time per task, thread start included.
  *
- * <p>Virtual threads get no thread-local cache from segpool: {@code segpool} goes to an arena (under
- * its lock) for every call; {@code segpool-scoped} runs each task inside {@code pool.runWithThreadCache},
+ * <p>Virtual threads get no thread-local cache from segpool: {@code segpool} claims one of the pool's
+ * shared stripes (a cache owned by no thread) with a compare-and-set for each call, and falls back to an
+ * arena when the stripes it probes are busy; {@code segpool-scoped} runs each task inside {@code pool.runWithThreadCache},
  * which binds a fresh cache for the task and gives its contents back when the task ends. Netty's pooled
  * allocator (with {@code useCacheForAllThreads}) makes a thread cache for every virtual thread.
  */
