@@ -334,9 +334,7 @@ final class PoolCore {
     private void giveBackShared(PoolChunk chunk, long handle, int sizeIndex) {
         PoolThreadCache own = caches.currentOrCreate();
         if (own != null) {
-            if (!own.push(chunk, handle, sizeIndex)) {
-                chunk.arena.free(chunk, handle, sizeIndex);
-            }
+            giveBackTo(own, chunk, handle, sizeIndex);
             return;
         }
         PoolThreadCache stripe = caches.claimStripe();

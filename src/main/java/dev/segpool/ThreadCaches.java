@@ -76,8 +76,13 @@ final class ThreadCaches {
             return currentScopedOrLocal();
         }
         Thread thread = Thread.currentThread();
-        PoolThreadCache cache = recent[(int) thread.threadId() & (RECENT_SLOTS - 1)];
+        PoolThreadCache cache = recent[recentSlot(thread)];
         return cache != null && cache.owner == thread ? cache : currentLocal(thread);
+    }
+
+    /** The slot of {@link #recent} that {@code thread}'s cache may take. */
+    private static int recentSlot(Thread thread) {
+        return (int) thread.threadId() & (RECENT_SLOTS - 1);
     }
 
     private PoolThreadCache currentScopedOrLocal() {
@@ -100,7 +105,7 @@ final class ThreadCaches {
         if (holder == null) {
             return null;
         }
-        int slot = (int) thread.threadId() & (RECENT_SLOTS - 1);
+        int slot = recentSlot(thread);
         if (recent[slot] == null) {
             RECENT.compareAndSet(recent, slot, (PoolThreadCache) null, holder.cache);
         }
@@ -273,13 +278,12 @@ final class ThreadCaches {
         }
     }
 
-    /** Empties the front table's slot that holds {@code cache}; rare (a thread ended, or close): a scan. */
+    /**
+     * Empties the front table's slot if it holds {@code cache}: the slot of its owner, which never
+     * changes for a thread-local cache.
+     */
     private void forgetRecent(PoolThreadCache cache) {
-        for (int slot = 0; slot < RECENT_SLOTS; slot++) {
-            if (recent[slot] == cache) {
-                RECENT.compareAndSet(recent, slot, cache, (PoolThreadCache) null);
-            }
-        }
+        RECENT.compareAndSet(recent, recentSlot(cache.owner), cache, (PoolThreadCache) null);
     }
 
     /** Releases the caches whose owner thread has ended: no need to wait for GC and the Cleaner. */
