@@ -334,6 +334,24 @@ final class PoolChunk {
      * bytes.
      */
     MemorySegment hand(long handle, int elementSize, long byteSize, byte state, MemoryBudget owner) {
+        return segment.asSlice(handOut(handle, elementSize, state, owner), byteSize);
+    }
+
+    /**
+     * Hands the block {@code handle} (owned by the caller) out to a pooled arena, in state
+     * {@code ARENA}: bound to the scope of {@code scope} when it is not null (native mode), else a
+     * plain slice of this chunk. Bound, it is made from its address, not from a slice of the chunk:
+     * the smaller code lets a pooled arena's opening inline into its caller.
+     */
+    MemorySegment handArenaBlock(long handle, int elementSize, Arena scope) {
+        long offset = handOut(handle, elementSize, UnitState.ARENA, null);
+        return scope != null
+                ? MemorySegment.ofAddress(base + offset).reinterpret(ScratchArena.BLOCK_SIZE, scope, null)
+                : segment.asSlice(offset, ScratchArena.BLOCK_SIZE);
+    }
+
+    /** Sets the state (and owner) of the unit {@code handle} as {@link #hand} says; returns its offset in the chunk. */
+    private long handOut(long handle, int elementSize, byte state, MemoryBudget owner) {
         int runOffset = Handle.runOffset(handle);
         long offset = (long) runOffset << pageShifts;
         if (Handle.isSubpage(handle)) {
@@ -350,7 +368,7 @@ final class PoolChunk {
             }
             UnitState.hand(runStates, runOffset, state);
         }
-        return segment.asSlice(offset, byteSize);
+        return offset;
     }
 
     /** Bytes the pool reserves for the unit {@code handle}: its element size, or its run's pages. */

@@ -454,11 +454,14 @@ final class PoolCore {
     }
 
     /**
-     * Makes the calling thread's {@code cache} hold an arena block; false when it cannot (the memory
-     * limit, or no room in its byte budget): {@link #allocateArenaBlock} then takes the rare path.
+     * The stack of arena blocks of the calling thread's {@code cache}, refilled first if it is empty;
+     * null when the cache cannot hold a block now (the memory limit, no room in its byte budget, or the
+     * pool closing): the caller then takes the rare path.
      */
-    boolean prepareArenaBlock(PoolThreadCache cache) {
-        return fastPaths && prepared(cache, arenaBlockClass);
+    PoolThreadCache.Stack arenaBlocks(PoolThreadCache cache) {
+        PoolThreadCache.Stack blocks = cache.stackWithUnits(arenaBlockClass);
+        return blocks != null || !fastPaths || !prepared(cache, arenaBlockClass)
+                ? blocks : cache.stackWithUnits(arenaBlockClass);
     }
 
     /**

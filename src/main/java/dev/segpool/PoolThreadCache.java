@@ -1,5 +1,6 @@
 package dev.segpool;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -172,6 +173,26 @@ final class PoolThreadCache {
             trimIdleEntries();
         }
         return chunk.hand(handle, stack.elementSize, byteSize, state, owner);
+    }
+
+    /** The stack of class {@code sizeIndex} when it holds a unit now; else null (also when not made yet). */
+    Stack stackWithUnits(int sizeIndex) {
+        Stack stack = stacks[sizeIndex];
+        return stack.size > 0 ? stack : null;
+    }
+
+    /**
+     * As {@link #pop}, for a block of a pooled arena from {@code stack}, which {@link #stackWithUnits}
+     * returned: handed out in state {@code ARENA}, bound to the scope of {@code scope} when it is not
+     * null ({@link PoolChunk#handArenaBlock}). Opening an arena does not count toward the periodic
+     * trim: its block comes back when the arena closes, and leaving the trim's call out keeps the
+     * opening small enough to inline.
+     */
+    MemorySegment popArenaBlock(Stack stack, Arena scope) {
+        final int n = stack.size - 1;
+        stack.size = n;
+        stack.lowWater = Math.min(stack.lowWater, n);
+        return stack.chunks[n].handArenaBlock(stack.handles[n], stack.elementSize, scope);
     }
 
     /** Keeps a claimed unit of class {@code sizeIndex}; false when this cache does not hold the class. */

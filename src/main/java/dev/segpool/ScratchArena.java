@@ -23,7 +23,7 @@ import java.util.List;
  * ({@link UnitState#ORPHANED}) until it closes: its segments stay valid, and throw after this arena's
  * close, never reaching released memory. A unit is handed out in state {@code ARENA} with a volatile
  * store and the pool's state is read after it, so either the closing pool sees the unit, or this arena
- * sees the pool closing and gives the unit back before binding it.
+ * sees the pool closing and gives the unit back before any segment of it is returned.
  *
  * <p>Protocol: a confined arena is used by its owner only (checked); a shared arena serialises
  * {@code allocate} and {@code close} on itself. Leaks: an arena that becomes unreachable without
@@ -52,7 +52,7 @@ final class ScratchArena implements Arena {
     private boolean closed;
     /** The block small requests are cut from (a confined arena takes its first when it opens), and its used bytes. */
     private MemorySegment block;
-    private long blockUsed = BLOCK_SIZE;
+    private long blockUsed;
     /** Addresses of the pool units held: the first inline, the rest in {@link #moreUnits}. */
     private long firstUnit;
     private long[] moreUnits;
@@ -63,71 +63,61 @@ final class ScratchArena implements Arena {
     private final Charges charges;
 
     /**
-     * Opens an arena of {@code core}, charged to {@code budget} (null: none), sampled for leak detection
-     * when the pool's leak detection says so. The caller checked that the pool is open.
+     * Opens a confined arena of the pool's own for the calling thread ({@link SegmentPool#newArena()});
+     * the caller checked that the pool is open.
      *
-     * <p>The common case, a confined arena of the pool's own on a thread with a cache, is a constructor
-     * that only stores its fields and a first block popped from that cache: small enough to inline
-     * into the caller, so that an arena which does not escape is scalar-replaced. Everything else is
-     * in {@link #openOther}.
+     * <p>The common case, a thread with a cache that holds a block, does all its work first and makes
+     * the arena last, with every field in its constructor: small enough for the JIT to inline into the
+     * caller (the size of its compiled code decides), so that an arena which does not escape is
+     * scalar-replaced, with its JDK session in native mode. A miss refills the cache and goes on here: a
+     * second place that made the block or the arena would merge with this one and keep the caller's
+     * escape analysis from removing them. Everything else is in {@link #open}.
      */
-    static ScratchArena open(PoolCore core, boolean shared, MemoryBudget budget) {
+    static ScratchArena openConfined(PoolCore core) {
         PoolThreadCache cache = core.caches.current();
-        int blockClass = core.arenaBlockClass;
-        // A miss refills the cache and goes on here: a second path that made the arena would merge
-        // with this one and keep the caller's escape analysis from removing it.
-        if (shared | budget != null | cache == null || core.leaks.enabled()
-                || !cache.has(blockClass) && !core.prepareArenaBlock(cache)) {
-            return openOther(core, shared, budget);
+        PoolThreadCache.Stack blocks = cache == null | core.trackLeaks ? null : core.arenaBlocks(cache);
+        // A branch on a value every call computes, so that the JIT sees it never taken and leaves the
+        // other path out: a branch on the refill's result alone has too few samples for that, and the
+        // other path's arena would merge with this one and keep it on the heap.
+        if (blocks == null) {
+            return open(core, false, null);
         }
-        ScratchArena arena = new ScratchArena(core, Thread.currentThread(), cache,
-                core.nativeAccess ? Arena.ofConfined() : null, null, null);
-        arena.useFirstBlock(cache.pop(blockClass, BLOCK_SIZE, UnitState.ARENA, null));
-        cache.arenasOpened++; // the opener's own cache: the owner thread is the caller
-        return arena;
-    }
-
-    /**
-     * Keeps {@code raw}, a block just handed out in state {@code ARENA}, as the first unit of this new
-     * arena and the block it cuts from; if the pool began closing meanwhile, gives it back, undoes the
-     * opening and throws. This is {@link #keep}'s first-unit case written out: {@code keep} also calls
-     * {@link #keepMore} with the arena, which would keep a caller's escape analysis from removing it.
-     */
-    private void useFirstBlock(MemorySegment raw) {
-        firstUnit = raw.address();
-        units = 1;
+        Arena scopeArena = core.nativeAccess ? Arena.ofConfined() : null;
+        MemorySegment block = cache.popArenaBlock(blocks, scopeArena);
         if (!core.lifecycle.isOpen()) {
-            abandonAndThrow(firstUnit);
+            giveBackAndThrow(core, scopeArena, block.address());
         }
-        startBlock(raw);
-    }
-
-    /** Makes {@code raw} (a block this arena keeps) the block to cut from, bound to this arena's scope. */
-    private void startBlock(MemorySegment raw) {
-        block = bindScope ? bind(raw, scopeArena) : raw;
-        blockUsed = 0;
+        cache.arenasOpened++; // the opener's own cache: the owner thread is the caller
+        // Made after every other allocation, so that no safepoint separates it from its field stores
+        // and the JIT leaves out their GC barriers (which made this method's code twice as large).
+        return new ScratchArena(core, Thread.currentThread(), cache, scopeArena, null, null, block, block.address());
     }
 
     /**
-     * {@code raw} bound to the scope of {@code scopeArena} (native mode). A restricted method: with the
-     * JDK's native access check inlined it makes {@link #open} too large to inline into its caller, so
-     * a pooled arena is scalar-replaced only without native access.
+     * The pool began closing while {@link #openConfined} took a block (state {@code ARENA}; no segment
+     * of it left the method): closes the scope made for it, gives the block back and throws.
+     */
+    private static void giveBackAndThrow(PoolCore core, Arena scopeArena, long address) {
+        if (scopeArena != null) {
+            scopeArena.close();
+        }
+        giveBackAndThrow(core, address);
+    }
+
+    /**
+     * {@code raw} bound to the scope of {@code scopeArena} (native mode): its segments throw once that
+     * arena closes.
      */
     private static MemorySegment bind(MemorySegment raw, Arena scopeArena) {
         return raw.reinterpret(scopeArena, null);
     }
 
-    private void abandonAndThrow(long address) {
-        units = 0;
-        abandon();
-        giveBackAndThrow(address);
-    }
-
     /**
-     * {@link #open} of a shared arena, a budget's, one that leak detection samples, or one on a thread
-     * without a cache (or whose cache cannot hold a block now).
+     * Opens an arena of {@code core}: shared, a budget's ({@code budget} not null), one that leak
+     * detection samples, or one on a thread without a cache (or whose cache cannot hold a block now).
+     * The caller checked that the pool is open.
      */
-    private static ScratchArena openOther(PoolCore core, boolean shared, MemoryBudget budget) {
+    static ScratchArena open(PoolCore core, boolean shared, MemoryBudget budget) {
         LeakTracker.AllocationSite site = core.leaks.enabled()
                 ? core.leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
         boolean bindScope = core.nativeAccess;
@@ -138,7 +128,7 @@ final class ScratchArena implements Arena {
         }
         LeakWatch watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site, charges);
         ScratchArena arena = new ScratchArena(core, shared ? null : Thread.currentThread(),
-                shared ? null : core.caches.current(), scopeArena, watch, charges);
+                shared ? null : core.caches.current(), scopeArena, watch, charges, null, 0);
         if (watch != null) {
             watch.watch(bindScope ? scopeArena.scope() : arena);
         }
@@ -149,9 +139,12 @@ final class ScratchArena implements Arena {
         return arena;
     }
 
-    /** Stores the fields only: {@link #open} does the rest. */
+    /**
+     * Stores the fields only. {@code block}, when not null, is the first block (at {@code blockAddress},
+     * handed out in state {@code ARENA}) and the arena's one unit; else the arena holds nothing yet.
+     */
     private ScratchArena(PoolCore core, Thread owner, PoolThreadCache cache, Arena scopeArena, LeakWatch watch,
-                         Charges charges) {
+                         Charges charges, MemorySegment block, long blockAddress) {
         this.core = core;
         this.owner = owner;
         this.cache = cache;
@@ -159,6 +152,16 @@ final class ScratchArena implements Arena {
         this.scopeArena = scopeArena;
         this.watch = watch;
         this.charges = charges;
+        this.block = block;
+        this.blockUsed = block != null ? 0 : BLOCK_SIZE;
+        this.firstUnit = blockAddress;
+        this.units = block != null ? 1 : 0;
+    }
+
+    /** Makes {@code raw} (a block this arena keeps) the block to cut from, bound to this arena's scope. */
+    private void startBlock(MemorySegment raw) {
+        block = bindScope ? bind(raw, scopeArena) : raw;
+        blockUsed = 0;
     }
 
     /**
@@ -313,7 +316,7 @@ final class ScratchArena implements Arena {
      */
     private void keep(long address) {
         if (!core.lifecycle.isOpen()) {
-            giveBackAndThrow(address);
+            giveBackAndThrow(core, address);
         }
         if (units == 0 & watch == null) {
             firstUnit = address;
@@ -323,7 +326,8 @@ final class ScratchArena implements Arena {
         }
     }
 
-    private void giveBackAndThrow(long address) {
+    /** Gives back a unit that a closing pool may no longer see (state {@code ARENA}), and throws. */
+    private static void giveBackAndThrow(PoolCore core, long address) {
         core.giveBackArenaUnit(address, null);
         throw Errors.closed(core.name);
     }

@@ -212,7 +212,7 @@ public final class SegmentPool implements SegmentAllocator, AutoCloseable {
 
     private Arena openArena(boolean shared) {
         core.ensureOpen();
-        return ScratchArena.open(core, shared, null);
+        return shared ? ScratchArena.open(core, true, null) : ScratchArena.openConfined(core);
     }
 
     // ---- thread caches ----
