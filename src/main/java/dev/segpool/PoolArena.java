@@ -13,7 +13,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * are spread over a pool's arenas so that they seldom meet on a lock.
  *
  * <p>Protocol: chunk lists, chunk runs and the normal counters are guarded by {@link #lock}; each
- * small size class by its {@link SubpageList#lock}. Lock order: size-class lock, then arena lock.
+ * small size class by its {@link SubpageList#lock}. Lock order: size-class lock, then arena lock; an
+ * arena holding its lock takes another arena's only with {@code tryLock}, to move an empty chunk.
  * Units passed to the free methods have already been claimed (their {@link UnitState} is FREE), so
  * only the thread that claimed or cached them can pass them here, once. Totals ({@link #usedBytes()})
  * are written under the lock that guards them and read without one (opaque), for cheap metrics.
@@ -62,6 +63,9 @@ final class PoolArena {
      */
     private final long maxCachedSize;
 
+    /** Every arena of the pool, this one included: where {@link #chunkWithRun} looks for an empty chunk. Set once, before use. */
+    private PoolArena[] siblings = {this};
+
     // Guarded by lock (normalUsedBytes also read opaque without it); read by ArenaInspection.
     long normalUsedBytes;
     long normalAllocations;
@@ -89,6 +93,11 @@ final class PoolArena {
         q075.prev = q050;
         q050.prev = q025;
         q025.prev = q000;
+    }
+
+    /** Tells this arena the pool's arenas (itself among them); before any allocation. */
+    void joinSiblings(PoolArena[] arenas) {
+        this.siblings = arenas;
     }
 
     // ---- allocation ----
@@ -259,8 +268,9 @@ final class PoolArena {
 
     /**
      * The chunk of {@code placement}'s kind with the best fit for {@code pages} pages aligned to
-     * {@code alignPages}; else an empty chunk of the other kind, which changes kind; else a new chunk
-     * (listed in qInit). Arena lock held.
+     * {@code alignPages}; else an empty chunk of the other kind, which changes kind; else an empty chunk
+     * of another arena, which changes arena ({@link #takeEmptyChunkOfOther}); else a new chunk (listed in
+     * qInit). Arena lock held.
      */
     private PoolChunk chunkWithRun(int pages, int alignPages, RunPlacement placement) {
         PoolChunk chunk = placement.bestFit(pages + alignPages - 1);
@@ -271,11 +281,44 @@ final class PoolArena {
         if (chunk != null) {
             chunk.placement.remove(chunk);
         } else {
-            chunk = memory.allocateChunk(this);
+            chunk = takeEmptyChunkOfOther();
+            if (chunk == null) {
+                chunk = memory.allocateChunk(this);
+            }
             qInit.add(chunk);
         }
         placement.add(chunk);
         return chunk;
+    }
+
+    /**
+     * An empty chunk that another arena keeps until the decay releases it, moved to this arena; null when
+     * none is free for the taking. With one arena per busy thread, each arena would otherwise keep the
+     * room of its own thread's last peak while the others map new chunks. Only arenas whose lock is free
+     * now are asked ({@code tryLock}): this arena's lock is held, so waiting could deadlock, and a
+     * busy arena is likely to need its empty chunk itself. Takes the chunk that became empty last (its
+     * pages are the likeliest to be resident). Arena lock held.
+     */
+    private PoolChunk takeEmptyChunkOfOther() {
+        for (int i = 1; i < siblings.length; i++) {
+            PoolArena other = siblings[(index + i) % siblings.length];
+            if (other.empty.head() == null || !other.lock.tryLock()) { // a racy peek first: no lock for nothing
+                continue;
+            }
+            try {
+                PoolChunk chunk = other.empty.head();
+                if (chunk != null) {
+                    other.empty.remove(chunk);
+                    chunk.placement.remove(chunk);
+                    chunk.arena = this;
+                    PoolEvents.chunkMoved(poolName, chunk, other.index);
+                    return chunk;
+                }
+            } finally {
+                other.lock.unlock();
+            }
+        }
+        return null;
     }
 
     private void placeAfterAllocation(PoolChunk chunk) {

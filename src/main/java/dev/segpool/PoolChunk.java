@@ -26,7 +26,13 @@ final class PoolChunk {
     private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
     private static final VarHandle SUBPAGES = MethodHandles.arrayElementVarHandle(PoolSubpage[].class);
 
-    final PoolArena arena;
+    /**
+     * The arena whose lists hold this chunk and whose lock guards its runs. Changes only while the chunk
+     * is empty, under the locks of both arenas ({@link PoolArena#chunkWithRun}): whoever reads it holds
+     * a unit of the chunk, which it got after the change (under the new arena's lock, or through the
+     * claim that synchronises with the unit's hand-out), so it reads the arena that owns the chunk now.
+     */
+    PoolArena arena;
     final SizeClasses sizeClasses;
     /** The JDK arena that owns this chunk's native memory; closing it releases the chunk. */
     final Arena memory;

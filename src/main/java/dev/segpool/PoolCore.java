@@ -61,6 +61,9 @@ final class PoolCore {
         for (int i = 0; i < arenas.length; i++) {
             arenas[i] = new PoolArena(i, sizeClasses, memory, settings.maxCachedSize());
         }
+        for (PoolArena arena : arenas) {
+            arena.joinSiblings(arenas);
+        }
         PoolThreadCache.CacheConfig config = settings.cacheConfig();
         this.caches = new ThreadCaches(this, arenas, config, settings.threadLocalCaches());
         // Without thread-local caches most calls find no cache: they skip the fast path's lookups.

@@ -49,6 +49,18 @@ final class PoolEvents {
         @Label("Reserved After") @DataAmount long reservedBytes;
     }
 
+    @Name("dev.segpool.ChunkMoved")
+    @Label("Chunk Moved")
+    @Category("segpool")
+    @Description("An arena that needed a chunk took an empty one another arena kept, instead of a new one")
+    @StackTrace(false)
+    static final class ChunkMoved extends Event {
+        @Label("Pool") String pool;
+        @Label("From Arena") int fromArena;
+        @Label("To Arena") int arena;
+        @Label("Address") @MemoryAddress long address;
+    }
+
     @Name("dev.segpool.LimitExceeded")
     @Label("Memory Limit Exceeded")
     @Category("segpool")
@@ -182,6 +194,17 @@ final class PoolEvents {
             e.address = chunk.base;
             e.size = chunk.segment.byteSize();
             e.reservedBytes = reservedBytes;
+            e.commit();
+        }
+    }
+
+    static void chunkMoved(String pool, PoolChunk chunk, int fromArena) {
+        ChunkMoved e = new ChunkMoved();
+        if (e.shouldCommit()) {
+            e.pool = pool;
+            e.fromArena = fromArena;
+            e.arena = chunk.arena.index;
+            e.address = chunk.base;
             e.commit();
         }
     }

@@ -163,9 +163,12 @@ class MemoryLimitTest {
                 .maxMemory(2L * CHUNK).build()) {
             // This thread's cache binds to arena 0; while it lives, the other thread's binds to arena 1.
             // 40,000 bytes is a normal class above maxCachedSize, so each free goes back to its chunk.
-            pool.free(pool.allocate(40_000));
+            // This thread's unit is still held when the other allocates, so arena 1 has no empty chunk
+            // of arena 0's to take and maps its own.
+            MemorySegment held = pool.allocate(40_000);
             Thread other = Thread.ofPlatform().start(() -> pool.free(pool.allocate(40_000)));
             other.join();
+            pool.free(held);
             PoolMetrics m = pool.metrics();
             assertEquals(2L * CHUNK, m.reservedBytes());
             assertEquals(1, m.arenas().get(0).chunks());
