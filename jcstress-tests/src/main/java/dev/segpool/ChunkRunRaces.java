@@ -148,4 +148,51 @@ public final class ChunkRunRaces {
             pool.close();
         }
     }
+
+    /**
+     * Two arenas. A 16 KiB run A fills half of an 8-page chunk C of one arena; one thread frees A, which
+     * leaves C empty in that arena's list, while the other thread (on either arena: the arena of a
+     * thread without a cache follows its id) allocates an 8-page run B, which only an empty chunk holds.
+     * Property: B is cut from C once A is free (C moving to the allocating thread's arena if that is the
+     * other one, under both arenas' locks) and from a new chunk otherwise; the chunk B is in belongs to
+     * the allocating thread's arena; both arenas stay consistent; B keeps its pattern, and once B is
+     * freed through the chunk's arena nothing is in use.
+     */
+    @JCStressTest
+    @Outcome(id = "1, 1, 1, 1", expect = ACCEPTABLE, desc = "free first: B takes C, which moves to B's arena")
+    @Outcome(id = "1, 1, 1, 0", expect = ACCEPTABLE, desc = "free first: B takes C in C's own arena")
+    @Outcome(id = "0, 1, 1, [01]", expect = ACCEPTABLE, desc = "allocation first: C not empty yet, B from a new chunk")
+    @Outcome(expect = FORBIDDEN, desc = "B's chunk listed in the wrong arena, arenas inconsistent, or B damaged")
+    @State
+    public static class EmptyChunkMovesWhileAllocate {
+        final SegmentPool pool = StressPools.tiny().arenas(2).build();
+        final MemorySegment a = pool.allocate(StressPools.RUN);
+        final PoolArena arenaOfA = pool.core().registry.find(a.address()).arena;
+        MemorySegment b;
+        PoolArena arenaOfB;
+
+        @Actor
+        public void free() {
+            StressPools.fill(a, (byte) 0x0A);
+            pool.free(a);
+        }
+
+        @Actor
+        public void allocate() {
+            b = StressPools.fill(pool.allocate(2 * StressPools.RUN), (byte) 0x0B);
+            arenaOfB = pool.arenas()[(int) (Thread.currentThread().threadId() % pool.arenas().length)];
+        }
+
+        @Arbiter
+        public void check(IIII_Result r) {
+            PoolChunk chunk = pool.core().registry.find(b.address());
+            r.r4 = bit(arenaOfB != arenaOfA);
+            r.r1 = bit(StressPools.chunkOf(b, StressPools.CHUNK_SIZE) == StressPools.chunkOf(a, StressPools.CHUNK_SIZE));
+            r.r2 = bit(chunk.arena == arenaOfB);
+            boolean intact = StressPools.consistent(pool) && StressPools.holds(b, (byte) 0x0B);
+            pool.free(b);
+            r.r3 = bit(intact && StressPools.consistent(pool) && pool.metrics().activeBytes() == 0);
+            pool.close();
+        }
+    }
 }
