@@ -16,9 +16,10 @@ import java.util.Arrays;
  * index), and per band a bitmap over those slots, set where the chunk has a free run in that band
  * ({@link PoolChunk#bandMask}). A search looks at the chunks that have runs in the request's own band
  * (when the request is not a band's exact size), then takes the first set bit of the first non-empty
- * band above: a few word scans. A chunk's bits are brought up to date by {@link #update} after every
- * change to its free runs; a new chunk is appended; removing one (rare: it is being released) closes
- * the gap and redraws the bitmaps.
+ * band above, which a summary of the bands that any chunk has ({@code bandsWithRuns}, kept with a count
+ * of chunks per band) names in one bit scan: a few word scans in all. A chunk's bits are brought up
+ * to date by {@link #update} after every change to its free runs; a new chunk is appended; removing
+ * one (rare: it is being released) closes the gap and redraws the bitmaps.
  *
  * <p>Protocol: guarded by the arena lock, like the chunks' free runs.
  */
@@ -29,12 +30,16 @@ final class RunPlacement {
     private int size;
     /** {@code bits[b][w]}: bit {@code i} set when {@code chunks[64 * w + i]} has a free run in band b. */
     private final long[][] bits;
+    /** How many chunks have a free run in each band, and the bands where that is not 0 (bit b for band b). */
+    private final int[] chunksInBand;
+    private long bandsWithRuns;
 
     RunPlacement(SizeClasses sizeClasses) {
         this.sizeClasses = sizeClasses;
         this.bands = sizeClasses.runClasses();
         assert bands <= Long.SIZE : "a chunk's band mask has one bit per band";
         this.bits = new long[bands][1];
+        this.chunksInBand = new int[bands];
     }
 
     /** Chunks placed. */
@@ -68,6 +73,8 @@ final class RunPlacement {
         for (long[] bandBits : bits) {
             Arrays.fill(bandBits, 0L);
         }
+        Arrays.fill(chunksInBand, 0);
+        bandsWithRuns = 0;
         for (int i = 0; i < size; i++) {
             chunks[i].placementSlot = i;
             update(chunks[i], 0L);
@@ -79,12 +86,19 @@ final class RunPlacement {
      * its {@link PoolChunk#bandMask} before the change.
      */
     void update(PoolChunk chunk, long before) {
-        long changed = before ^ chunk.bandMask();
+        long after = chunk.bandMask();
+        long changed = before ^ after;
         int slot = chunk.placementSlot;
         int w = slot >>> 6;
         long bit = 1L << slot;
         while (changed != 0) {
-            bits[Long.numberOfTrailingZeros(changed)][w] ^= bit;
+            int band = Long.numberOfTrailingZeros(changed);
+            bits[band][w] ^= bit;
+            boolean gained = (after & 1L << band) != 0;
+            int chunksNow = chunksInBand[band] += gained ? 1 : -1;
+            if (chunksNow == (gained ? 1 : 0)) {
+                bandsWithRuns ^= 1L << band;
+            }
             changed &= changed - 1;
         }
     }
@@ -110,8 +124,10 @@ final class RunPlacement {
                 }
             }
         }
-        for (int b = firstFullBand; b < bands; b++) {
-            long[] bandBits = bits[b];
+        // The first band at or above firstFullBand that any chunk has: one bit scan, not a look at each band.
+        long above = firstFullBand < Long.SIZE ? bandsWithRuns & -1L << firstFullBand : 0;
+        if (above != 0) {
+            long[] bandBits = bits[Long.numberOfTrailingZeros(above)];
             for (int w = 0; w < words; w++) {
                 long word = bandBits[w];
                 if (word != 0) {
@@ -124,6 +140,15 @@ final class RunPlacement {
 
     /** Whether the bitmaps agree with the chunks' band masks; for tests. */
     boolean isConsistent() {
+        for (int b = 0; b < bands; b++) {
+            int count = 0;
+            for (long word : bits[b]) {
+                count += Long.bitCount(word);
+            }
+            if (count != chunksInBand[b] || (count != 0) != ((bandsWithRuns & 1L << b) != 0)) {
+                return false;
+            }
+        }
         for (int i = 0; i < size; i++) {
             if (chunks[i].placementSlot != i || chunks[i].placement != this) {
                 return false;
