@@ -267,7 +267,7 @@ final class PoolCore {
         long address = Objects.requireNonNull(segment, "segment").address();
         PoolChunk chunk = registry.find(address);
         if (chunk == null || segment.scope() != chunk.scope || !fastPaths
-                || claimToCache(chunk, address, UnitState.LIVE, null) < 0) {
+                || claimToCache(chunk, address, UnitState.LIVE, null, null) < 0) {
             freeSlow(segment, null);
         }
     }
@@ -280,35 +280,37 @@ final class PoolCore {
         long address = Objects.requireNonNull(segment, "segment").address();
         PoolChunk chunk = registry.find(address);
         long bytes = chunk == null || segment.scope() != chunk.scope || !fastPaths ? -1
-                : claimToCache(chunk, address, UnitState.BUDGET, owner);
+                : claimToCache(chunk, address, UnitState.BUDGET, owner, null);
         return bytes >= 0 ? bytes : freeSlow(segment, owner);
     }
 
     /**
      * The fast path's claim: the unit in state {@code state} (owned by {@code owner}) that starts at
-     * {@code address} in {@code chunk} goes to the calling thread's cache (or its arena); returns the
-     * bytes it reserved, or -1, changing nothing, when no such unit starts there. An element's class and
-     * size are read before the claim: after its atomic write they would be read again, on the chain of
-     * dependent loads a pair is made of.
+     * {@code address} in {@code chunk} goes to {@code cache} (null: the calling thread's), or to its
+     * arena; returns the bytes it reserved, or -1, changing nothing, when no such unit starts there. An
+     * element's class and size are read before the claim: after its atomic write they would be read
+     * again, on the chain of dependent loads a pair is made of. A pooled arena's unit ({@code ARENA})
+     * stays claimed when the pool is closing: the close releases its chunk.
      */
-    private long claimToCache(PoolChunk chunk, long address, byte state, MemoryBudget owner) {
+    private long claimToCache(PoolChunk chunk, long address, byte state, MemoryBudget owner, PoolThreadCache cache) {
         PoolSubpage subpage = chunk.subpageAt(address);
         if (subpage != null) {
             int sizeIndex = subpage.sizeIndex;
             int elementSize = subpage.elementSize;
             long handle = chunk.claimElement(subpage, address, state, owner);
-            if (handle == Handle.NONE) {
-                return -1;
-            }
-            giveBackTo(caches.current(), chunk, handle, sizeIndex);
-            return elementSize;
+            return handle == Handle.NONE ? -1 : keptBytes(chunk, handle, sizeIndex, elementSize, state, cache);
         }
         long handle = chunk.claimRun(address, state, owner);
-        if (handle == Handle.NONE) {
-            return -1;
+        return handle == Handle.NONE ? -1
+                : keptBytes(chunk, handle, chunk.sizeIndex(handle), chunk.unitBytes(handle), state, cache);
+    }
+
+    /** The second half of {@link #claimToCache}, for a claimed unit of class {@code sizeIndex} and {@code bytes}. */
+    private long keptBytes(PoolChunk chunk, long handle, int sizeIndex, long bytes, byte state, PoolThreadCache cache) {
+        if (state != UnitState.ARENA || lifecycle.isOpen()) {
+            giveBackTo(cache != null ? cache : caches.current(), chunk, handle, sizeIndex);
         }
-        giveBack(chunk, handle);
-        return chunk.unitBytes(handle);
+        return bytes;
     }
 
     /** A claimed unit goes to the calling thread's cache, or to its arena. */
@@ -463,8 +465,10 @@ final class PoolCore {
      */
     PoolThreadCache.Stack arenaBlocks(PoolThreadCache cache) {
         PoolThreadCache.Stack blocks = cache.stackWithUnits(arenaBlockClass);
-        return blocks != null || !fastPaths || !prepared(cache, arenaBlockClass)
-                ? blocks : cache.stackWithUnits(arenaBlockClass);
+        if (blocks == null && fastPaths && prepared(cache, arenaBlockClass)) {
+            blocks = cache.stackWithUnits(arenaBlockClass);
+        }
+        return blocks;
     }
 
     /**
@@ -475,16 +479,9 @@ final class PoolCore {
      */
     void giveBackArenaUnit(long address, PoolThreadCache cache) {
         PoolChunk chunk = registry.find(address);
-        if (chunk != null) {
-            long handle = chunk.claim(address, UnitState.ARENA, null);
-            if (handle != Handle.NONE) {
-                if (lifecycle.isOpen()) {
-                    giveBackTo(cache != null ? cache : caches.current(), chunk, handle, chunk.sizeIndex(handle));
-                }
-                return;
-            }
+        if (chunk == null || claimToCache(chunk, address, UnitState.ARENA, null, cache) < 0) {
+            giveBackArenaUnitSlow(address, chunk);
         }
-        giveBackArenaUnitSlow(address, chunk);
     }
 
     /** The rest of {@link #giveBackArenaUnit}: a huge unit, or a unit the closing pool orphaned. */
