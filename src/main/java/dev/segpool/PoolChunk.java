@@ -440,6 +440,19 @@ final class PoolChunk {
     }
 
     /**
+     * {@link #claim} of the unit {@code handle} by a holder that keeps its handle since it was handed
+     * out in state {@code expected} (a pooled arena's block): no lookup by address, no checks that it
+     * starts a unit. False, changing nothing, when the unit is no longer in that state (a closing pool
+     * orphaned it). While the unit is held its subpage stays in place, so a plain read finds it.
+     */
+    boolean claimHeld(long handle, byte expected) {
+        int runOffset = Handle.runOffset(handle);
+        return Handle.isSubpage(handle)
+                ? UnitState.claim(subpages[runOffset].states, Handle.bitmapIndex(handle), expected) == expected
+                : UnitState.claim(runStates, runOffset, expected) == expected;
+    }
+
+    /**
      * Why {@link #claim} of {@code address} for {@code owner} (null: the pool's own free) failed; on the
      * error path only.
      */

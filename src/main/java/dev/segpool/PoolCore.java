@@ -484,6 +484,19 @@ final class PoolCore {
         }
     }
 
+    /**
+     * As {@link #giveBackArenaUnit}, for the block {@code handle} of {@code chunk} that a confined
+     * arena took from its opener's cache and kept with its handle: no lookup by address. A block the
+     * closing pool orphaned goes through {@link #giveBackArenaUnit} at {@code address}.
+     */
+    void giveBackArenaBlock(PoolChunk chunk, long handle, long address, PoolThreadCache cache) {
+        if (chunk.claimHeld(handle, UnitState.ARENA)) {
+            keptBytes(chunk, handle, arenaBlockClass, ScratchArena.BLOCK_SIZE, UnitState.ARENA, cache);
+        } else {
+            giveBackArenaUnit(address, cache);
+        }
+    }
+
     /** The rest of {@link #giveBackArenaUnit}: a huge unit, or a unit the closing pool orphaned. */
     private void giveBackArenaUnitSlow(long address, PoolChunk chunk) {
         if (chunk == null) {

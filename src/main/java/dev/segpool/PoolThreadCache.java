@@ -69,6 +69,16 @@ final class PoolThreadCache {
         /** Units the next refill takes. */
         int refill;
 
+        /** The chunk of the entry {@link #popArenaBlock} takes next; the stack is not empty. */
+        PoolChunk topChunk() {
+            return chunks[size - 1];
+        }
+
+        /** The handle of the entry {@link #popArenaBlock} takes next; the stack is not empty. */
+        long topHandle() {
+            return handles[size - 1];
+        }
+
         /** A stack of {@code maxCapacity} entries at most, with no capacity granted yet. */
         Stack(int sizeIndex, int elementSize, int maxCapacity, int maxRefill, int firstRefill) {
             this.sizeIndex = sizeIndex;

@@ -55,6 +55,12 @@ final class ScratchArena implements Arena {
     private long blockUsed;
     /** Addresses of the pool units held: the first inline, the rest in {@link #moreUnits}. */
     private long firstUnit;
+    /**
+     * The chunk and handle of the first unit when the arena took it from its opener's cache
+     * ({@link #openConfined}), so that its close needs no lookup by address; else null and 0.
+     */
+    private final PoolChunk firstChunk;
+    private final long firstHandle;
     private long[] moreUnits;
     private int units;
     /** Set for arenas that leak detection sampled: watches this arena and reports it if it leaks. */
@@ -83,6 +89,8 @@ final class ScratchArena implements Arena {
             return open(core, false, null);
         }
         Arena scopeArena = core.nativeAccess ? Arena.ofConfined() : null;
+        PoolChunk chunk = blocks.topChunk();
+        long handle = blocks.topHandle();
         MemorySegment block = cache.popArenaBlock(blocks, scopeArena);
         if (!core.lifecycle.isOpen()) {
             giveBackAndThrow(core, scopeArena, block.address());
@@ -90,7 +98,8 @@ final class ScratchArena implements Arena {
         cache.arenasOpened++; // the opener's own cache: the owner thread is the caller
         // Made after every other allocation, so that no safepoint separates it from its field stores
         // and the JIT leaves out their GC barriers (which made this method's code twice as large).
-        return new ScratchArena(core, Thread.currentThread(), cache, scopeArena, null, null, block, block.address());
+        return new ScratchArena(core, Thread.currentThread(), cache, scopeArena, null, null, block, block.address(),
+                chunk, handle);
     }
 
     /**
@@ -128,7 +137,7 @@ final class ScratchArena implements Arena {
         }
         LeakWatch watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site, charges);
         ScratchArena arena = new ScratchArena(core, shared ? null : Thread.currentThread(),
-                shared ? null : core.caches.current(), scopeArena, watch, charges, null, 0);
+                shared ? null : core.caches.current(), scopeArena, watch, charges, null, 0, null, 0);
         if (watch != null) {
             watch.watch(bindScope ? scopeArena.scope() : arena);
         }
@@ -142,9 +151,11 @@ final class ScratchArena implements Arena {
     /**
      * Stores the fields only. {@code block}, when not null, is the first block (at {@code blockAddress},
      * handed out in state {@code ARENA}) and the arena's one unit; else the arena holds nothing yet.
+     * {@code blockChunk}, when not null, is that block's chunk and {@code blockHandle} its handle.
      */
     private ScratchArena(PoolCore core, Thread owner, PoolThreadCache cache, Arena scopeArena, LeakWatch watch,
-                         Charges charges, MemorySegment block, long blockAddress) {
+                         Charges charges, MemorySegment block, long blockAddress, PoolChunk blockChunk,
+                         long blockHandle) {
         this.core = core;
         this.owner = owner;
         this.cache = cache;
@@ -156,6 +167,8 @@ final class ScratchArena implements Arena {
         this.blockUsed = block != null ? 0 : BLOCK_SIZE;
         this.firstUnit = blockAddress;
         this.units = block != null ? 1 : 0;
+        this.firstChunk = blockChunk;
+        this.firstHandle = blockHandle;
     }
 
     /** Makes {@code raw} (a block this arena keeps) the block to cut from, bound to this arena's scope. */
@@ -387,7 +400,11 @@ final class ScratchArena implements Arena {
         if (scopeArena != null) {
             scopeArena.close(); // first: no segment of this arena is reachable when its memory is reused
         }
-        core.giveBackArenaUnit(firstUnit, own);
+        if (firstChunk != null) {
+            core.giveBackArenaBlock(firstChunk, firstHandle, firstUnit, own);
+        } else {
+            core.giveBackArenaUnit(firstUnit, own);
+        }
         own.arenasClosed++;
     }
 

@@ -96,6 +96,32 @@ class PoolLifecycleTest {
         assertThrows(IllegalStateException.class, arena::close, "closed once");
     }
 
+    /**
+     * With 8 KiB pages an arena's 4 KiB block is a subpage element, which the arena gives back by its
+     * handle: after the pool closed, that claim fails and the block goes back as an orphan instead.
+     */
+    @Test
+    void arenaBlocksOfSubpages_acrossPoolClose_goBackAsOrphans() {
+        SegmentPool pool = SegmentPool.builder().name("closed-subpage-blocks").chunkSize(1 << 16).build();
+        pool.newArena().close(); // the thread's cache now holds arena blocks: the next opens take one
+        Arena first = pool.newArena();
+        Arena second = pool.newArena();
+        MemorySegment a = first.allocate(64);
+        MemorySegment b = second.allocate(64);
+        a.set(ValueLayout.JAVA_LONG, 0, 7L);
+        b.set(ValueLayout.JAVA_LONG, 0, 8L);
+        pool.close();
+        first.close();
+        if (TestModes.nativeAccess()) {
+            assertThrows(IllegalStateException.class, () -> a.get(ValueLayout.JAVA_BYTE, 0));
+            assertEquals(8L, b.get(ValueLayout.JAVA_LONG, 0), "the second arena's block is still mapped");
+            assertTrue(pool.reservedBytes() > 0);
+        }
+        second.close();
+        assertThrows(IllegalStateException.class, () -> b.get(ValueLayout.JAVA_BYTE, 0));
+        assertEquals(0, pool.reservedBytes());
+    }
+
     @Test
     void twoArenasInOneChunk_chunkGoesWithTheLast() {
         SegmentPool pool = smallPool("closed-two-arenas");
