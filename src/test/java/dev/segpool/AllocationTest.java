@@ -231,7 +231,10 @@ class AllocationTest {
             assertEquals(4, pool.metrics().chunks());
             runs.forEach(pool::free);
             assertEquals(4L * CHUNK, pool.metrics().reservedBytes(), "freed chunks are kept until trimmed");
-            assertEquals(3L * CHUNK, pool.trim());
+            // With native access on Linux, trim also purges the free pages of the chunk it keeps (all
+            // but the page of the 16 B subpage), and counts them.
+            boolean purges = TestModes.nativeAccess() && OsMemory.AVAILABLE;
+            assertEquals(3L * CHUNK + (purges ? CHUNK - PAGE : 0), pool.trim());
             assertEquals(1, pool.metrics().chunks());
             assertEquals(CHUNK, pool.metrics().reservedBytes());
             assertEquals(0, pool.trim());
