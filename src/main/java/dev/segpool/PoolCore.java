@@ -160,17 +160,18 @@ final class PoolCore {
      */
     private PoolThreadCache cacheFor(int sizeIndex) {
         PoolThreadCache cache = caches.current();
-        return cache != null && cache.has(sizeIndex) ? cache : preparedCache(sizeIndex);
+        return cache != null && cache.has(sizeIndex) ? cache : preparedCache(cache, sizeIndex);
     }
 
     /**
-     * The calling thread's cache (made on first use) with class {@code sizeIndex} ready to pop; null
-     * when the thread gets no cache, the cache does not hold the class, or its refill met the memory
-     * limit: {@link #allocateSlow} then gives back what the pool can (empty chunks of other arenas too)
-     * and tries again, which the fast path does not.
+     * The calling thread's cache ({@code current}, what {@link ThreadCaches#current} returned, else
+     * made now) with class {@code sizeIndex} ready to pop; null when the thread gets no cache, the
+     * cache does not hold the class, or its refill met the memory limit: {@link #allocateSlow} then
+     * gives back what the pool can (empty chunks of other arenas too) and tries again, which the fast
+     * path does not.
      */
-    private PoolThreadCache preparedCache(int sizeIndex) {
-        PoolThreadCache cache = caches.currentOrCreate();
+    private PoolThreadCache preparedCache(PoolThreadCache current, int sizeIndex) {
+        PoolThreadCache cache = current != null ? current : caches.createForCaller();
         return cache != null && prepared(cache, sizeIndex) ? cache : null;
     }
 
@@ -331,13 +332,14 @@ final class PoolCore {
     }
 
     /**
-     * A claimed unit of a thread without a cache. A platform thread makes its cache now, as its first
-     * allocation would: a thread that only frees (the consumer of a producer/consumer pair) then gives
-     * units back to the arenas in batches, not one lock per free. Otherwise (virtual threads, caches
-     * off, a fork of a scoped binding) into a shared stripe, else its arena.
+     * A claimed unit of a thread that {@link ThreadCaches#current} found without a cache. A platform
+     * thread makes its cache now, as its first allocation would: a thread that only frees (the
+     * consumer of a producer/consumer pair) then gives units back to the arenas in batches, not one
+     * lock per free. Otherwise (virtual threads, caches off, a fork of a scoped binding) into a shared
+     * stripe, else its arena.
      */
     private void giveBackShared(PoolChunk chunk, long handle, int sizeIndex) {
-        PoolThreadCache own = caches.currentOrCreate();
+        PoolThreadCache own = caches.createForCaller();
         if (own != null) {
             giveBackTo(own, chunk, handle, sizeIndex);
             return;
@@ -450,7 +452,7 @@ final class PoolCore {
     MemorySegment allocateArenaBlock(PoolThreadCache cache) {
         int sizeIndex = arenaBlockClass;
         if (cache == null || cache.owner != Thread.currentThread() || !cache.has(sizeIndex)) {
-            cache = fastPaths ? preparedCache(sizeIndex) : null;
+            cache = fastPaths ? preparedCache(caches.current(), sizeIndex) : null;
         }
         if (cache != null) {
             return cache.pop(sizeIndex, ScratchArena.BLOCK_SIZE, UnitState.ARENA, null);

@@ -115,9 +115,17 @@ final class ThreadCaches {
     /** The calling thread's cache, created on first use for platform threads; null when the thread gets none. */
     PoolThreadCache currentOrCreate() {
         PoolThreadCache cache = current();
-        if (cache != null || !threadLocalCaches || scopedBindings && scoped.isBound()
-                || Thread.currentThread().isVirtual()) {
-            return cache;
+        return cache != null ? cache : createForCaller();
+    }
+
+    /**
+     * For a caller that {@link #current()} just found without a cache: a new thread-local cache when
+     * the calling thread may have one (a platform thread, caches on, no scoped binding), else null. The
+     * rest of {@link #currentOrCreate}, so that a path which looked once does not look again.
+     */
+    PoolThreadCache createForCaller() {
+        if (!threadLocalCaches || scopedBindings && scoped.isBound() || Thread.currentThread().isVirtual()) {
+            return null;
         }
         return newThreadLocalCache();
     }
