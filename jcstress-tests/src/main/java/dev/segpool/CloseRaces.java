@@ -348,4 +348,61 @@ public final class CloseRaces {
             r.r3 = bit(closed) & nothingHeld(pool);
         }
     }
+    /**
+     * A whole confined arena (open, allocate, write, close) on one thread against close, with thread
+     * caches on and 8 KiB pages, so the arena takes a 4 KiB subpage element from its thread's cache
+     * and its close claims that block by the chunk and handle it kept, with no lookup by address.
+     * Property: the block goes back exactly once, whichever comes first: the arena's claim (the pool
+     * still open: into the cache, which close then releases; closing: kept for close), or close's
+     * orphaning of the block (the arena's claim by handle then fails and the block goes back as an
+     * orphan, releasing its chunk). Opening or allocating after close began throws
+     * {@code IllegalStateException}; so does touching the segment once close released its chunk
+     * without native access. {@code r2}: 1 opened, allocated, wrote and read back, closed; 2 opening,
+     * allocating or touching threw {@code IllegalStateException}; 3 the segment did not hold what was
+     * written; 9 anything else thrown (the arena's close included).
+     */
+    @JCStressTest
+    @Outcome(id = "1, 1, 1", expect = ACCEPTABLE, desc = "the arena ran before close released anything, or close orphaned its block and the arena's close gave it back")
+    @Outcome(id = "1, 2, 1", expect = ACCEPTABLE, desc = "opening, allocating or touching threw IllegalStateException: the pool was closing or closed")
+    @Outcome(expect = FORBIDDEN, desc = "another exception (from the arena's close too), a segment that lost what was written, or memory left after both")
+    @State
+    public static class ConfinedArenaLifetime {
+        static final byte PATTERN = (byte) 0x3C;
+        final SegmentPool pool = manualDecay().pageSize(8192).chunkSize(1 << 16).threadLocalCaches(true).build();
+
+        @Actor
+        public void close(III_Result r) {
+            r.r1 = CloseRaces.close(pool);
+        }
+
+        @Actor
+        public void arena(III_Result r) {
+            Arena arena;
+            try {
+                arena = pool.newArena();
+            } catch (Throwable t) {
+                r.r2 = thrown(t);
+                return;
+            }
+            int result;
+            try {
+                MemorySegment s = arena.allocate(StressPools.SMALL);
+                StressPools.fill(s, PATTERN);
+                result = StressPools.holds(s, PATTERN) ? RETURNED : 3;
+            } catch (Throwable t) {
+                result = thrown(t);
+            }
+            try {
+                arena.close();
+            } catch (Throwable t) {
+                result = OTHER;
+            }
+            r.r2 = result;
+        }
+
+        @Arbiter
+        public void check(III_Result r) {
+            r.r3 = nothingHeld(pool);
+        }
+    }
 }
