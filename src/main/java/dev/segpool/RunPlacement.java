@@ -16,8 +16,8 @@ import java.util.Arrays;
  * index), and per band a bitmap over those slots, set where the chunk has a free run in that band
  * ({@link PoolChunk#bandMask}). A search looks at the chunks that have runs in the request's own band
  * (when the request is not a band's exact size), then takes the first set bit of the first non-empty
- * band above, which a summary of the bands that any chunk has ({@code bandsWithRuns}, kept with a count
- * of chunks per band) names in one bit scan: a few word scans in all. A chunk's bits are brought up
+ * band above, which a summary of the bands that any chunk has ({@code bandsWithRuns}) names in one bit
+ * scan: a few word scans in all. A chunk's bits are brought up
  * to date by {@link #update} after every change to its free runs; a new chunk is appended; removing
  * one (rare: it is being released) closes the gap and redraws the bitmaps.
  *
@@ -30,8 +30,7 @@ final class RunPlacement {
     private int size;
     /** {@code bits[b][w]}: bit {@code i} set when {@code chunks[64 * w + i]} has a free run in band b. */
     private final long[][] bits;
-    /** How many chunks have a free run in each band, and the bands where that is not 0 (bit b for band b). */
-    private final int[] chunksInBand;
+    /** Bit b set when some chunk has a free run in band b: the bands whose {@link #bits} are not all 0. */
     private long bandsWithRuns;
 
     RunPlacement(SizeClasses sizeClasses) {
@@ -39,7 +38,6 @@ final class RunPlacement {
         this.bands = sizeClasses.runClasses();
         assert bands <= Long.SIZE : "a chunk's band mask has one bit per band";
         this.bits = new long[bands][1];
-        this.chunksInBand = new int[bands];
     }
 
     /** Chunks placed. */
@@ -73,7 +71,6 @@ final class RunPlacement {
         for (long[] bandBits : bits) {
             Arrays.fill(bandBits, 0L);
         }
-        Arrays.fill(chunksInBand, 0);
         bandsWithRuns = 0;
         for (int i = 0; i < size; i++) {
             chunks[i].placementSlot = i;
@@ -94,10 +91,10 @@ final class RunPlacement {
         while (changed != 0) {
             int band = Long.numberOfTrailingZeros(changed);
             bits[band][w] ^= bit;
-            boolean gained = (after & 1L << band) != 0;
-            int chunksNow = chunksInBand[band] += gained ? 1 : -1;
-            if (chunksNow == (gained ? 1 : 0)) {
-                bandsWithRuns ^= 1L << band;
+            if ((after & 1L << band) != 0) {
+                bandsWithRuns |= 1L << band;
+            } else if (isEmpty(bits[band])) {
+                bandsWithRuns &= ~(1L << band);
             }
             changed &= changed - 1;
         }
@@ -138,14 +135,19 @@ final class RunPlacement {
         return null;
     }
 
+    private static boolean isEmpty(long[] bandBits) {
+        for (long word : bandBits) {
+            if (word != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Whether the bitmaps agree with the chunks' band masks; for tests. */
     boolean isConsistent() {
         for (int b = 0; b < bands; b++) {
-            int count = 0;
-            for (long word : bits[b]) {
-                count += Long.bitCount(word);
-            }
-            if (count != chunksInBand[b] || (count != 0) != ((bandsWithRuns & 1L << b) != 0)) {
+            if (isEmpty(bits[b]) == ((bandsWithRuns & 1L << b) != 0)) {
                 return false;
             }
         }
