@@ -487,15 +487,15 @@ final class PoolCore {
     }
 
     /**
-     * As {@link #giveBackArenaUnit}, for the block {@code handle} of {@code chunk} that a confined
-     * arena took from its opener's cache and kept with its handle: no lookup by address. A block the
-     * closing pool orphaned goes through {@link #giveBackArenaUnit} at {@code address}.
+     * As {@link #giveBackArenaUnit}, for the block {@code handle} at {@code address} of {@code chunk}
+     * that a confined arena took from its opener's cache and kept with its handle: no lookup by
+     * address. When the claim fails, the closing pool orphaned the block (it kept the chunk for it).
      */
     void giveBackArenaBlock(PoolChunk chunk, long handle, long address, PoolThreadCache cache) {
         if (chunk.claimHeld(handle, UnitState.ARENA)) {
             keptBytes(chunk, handle, arenaBlockClass, ScratchArena.BLOCK_SIZE, UnitState.ARENA, cache);
         } else {
-            giveBackArenaUnit(address, cache);
+            giveBackArenaUnitSlow(address, chunk);
         }
     }
 

@@ -69,14 +69,25 @@ final class PoolThreadCache {
         /** Units the next refill takes. */
         int refill;
 
-        /** The chunk of the entry {@link #popArenaBlock} takes next; the stack is not empty. */
+        /** The chunk of the entry {@link #take} takes next; the stack is not empty. */
         PoolChunk topChunk() {
             return chunks[size - 1];
         }
 
-        /** The handle of the entry {@link #popArenaBlock} takes next; the stack is not empty. */
+        /** The handle of the entry {@link #take} takes next; the stack is not empty. */
         long topHandle() {
             return handles[size - 1];
+        }
+
+        /**
+         * Takes the top entry off the stack (not empty), keeping {@link #lowWater}; returns its index in
+         * {@link #chunks} and {@link #handles}, which the caller reads before anything is pushed.
+         */
+        int take() {
+            int n = size - 1;
+            size = n;
+            lowWater = Math.min(lowWater, n);
+            return n;
         }
 
         /** A stack of {@code maxCapacity} entries at most, with no capacity granted yet. */
@@ -174,9 +185,7 @@ final class PoolThreadCache {
      */
     MemorySegment pop(int sizeIndex, long byteSize, byte state, MemoryBudget owner) {
         final Stack stack = stacks[sizeIndex];
-        final int n = stack.size - 1;
-        stack.size = n;
-        stack.lowWater = Math.min(stack.lowWater, n);
+        final int n = stack.take();
         PoolChunk chunk = stack.chunks[n];
         long handle = stack.handles[n];
         if (--untilTrim == 0) {
@@ -199,9 +208,7 @@ final class PoolThreadCache {
      * opening small enough to inline.
      */
     MemorySegment popArenaBlock(Stack stack, Arena scope) {
-        final int n = stack.size - 1;
-        stack.size = n;
-        stack.lowWater = Math.min(stack.lowWater, n);
+        int n = stack.take();
         return stack.chunks[n].handArenaBlock(stack.handles[n], stack.elementSize, scope);
     }
 

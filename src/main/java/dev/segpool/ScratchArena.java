@@ -98,8 +98,7 @@ final class ScratchArena implements Arena {
         cache.arenasOpened++; // the opener's own cache: the owner thread is the caller
         // Made after every other allocation, so that no safepoint separates it from its field stores
         // and the JIT leaves out their GC barriers (which made this method's code twice as large).
-        return new ScratchArena(core, Thread.currentThread(), cache, scopeArena, null, null, block, block.address(),
-                chunk, handle);
+        return new ScratchArena(core, Thread.currentThread(), cache, scopeArena, null, null, block, chunk, handle);
     }
 
     /**
@@ -137,7 +136,7 @@ final class ScratchArena implements Arena {
         }
         LeakWatch watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site, charges);
         ScratchArena arena = new ScratchArena(core, shared ? null : Thread.currentThread(),
-                shared ? null : core.caches.current(), scopeArena, watch, charges, null, 0, null, 0);
+                shared ? null : core.caches.current(), scopeArena, watch, charges, null, null, 0);
         if (watch != null) {
             watch.watch(bindScope ? scopeArena.scope() : arena);
         }
@@ -149,13 +148,12 @@ final class ScratchArena implements Arena {
     }
 
     /**
-     * Stores the fields only. {@code block}, when not null, is the first block (at {@code blockAddress},
-     * handed out in state {@code ARENA}) and the arena's one unit; else the arena holds nothing yet.
-     * {@code blockChunk}, when not null, is that block's chunk and {@code blockHandle} its handle.
+     * Stores the fields only. {@code block}, when not null, is the first block (handed out in state
+     * {@code ARENA}) and the arena's one unit, {@code blockChunk} its chunk and {@code blockHandle} its
+     * handle; else the arena holds nothing yet.
      */
     private ScratchArena(PoolCore core, Thread owner, PoolThreadCache cache, Arena scopeArena, LeakWatch watch,
-                         Charges charges, MemorySegment block, long blockAddress, PoolChunk blockChunk,
-                         long blockHandle) {
+                         Charges charges, MemorySegment block, PoolChunk blockChunk, long blockHandle) {
         this.core = core;
         this.owner = owner;
         this.cache = cache;
@@ -165,16 +163,10 @@ final class ScratchArena implements Arena {
         this.charges = charges;
         this.block = block;
         this.blockUsed = block != null ? 0 : BLOCK_SIZE;
-        this.firstUnit = blockAddress;
+        this.firstUnit = block != null ? block.address() : 0;
         this.units = block != null ? 1 : 0;
         this.firstChunk = blockChunk;
         this.firstHandle = blockHandle;
-    }
-
-    /** Makes {@code raw} (a block this arena keeps) the block to cut from, bound to this arena's scope. */
-    private void startBlock(MemorySegment raw) {
-        block = bindScope ? bind(raw, scopeArena) : raw;
-        blockUsed = 0;
     }
 
     /**
@@ -254,7 +246,9 @@ final class ScratchArena implements Arena {
 
     /** Takes a new block from the pool, bound to this arena's scope, to cut from its start. */
     private void takeBlock() {
-        startBlock(take(true, BLOCK_SIZE, BLOCK_SIZE));
+        MemorySegment raw = take(true, BLOCK_SIZE, BLOCK_SIZE);
+        block = bindScope ? bind(raw, scopeArena) : raw;
+        blockUsed = 0;
     }
 
     /**
