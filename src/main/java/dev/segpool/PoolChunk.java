@@ -431,12 +431,13 @@ final class PoolChunk {
         int runOffset = subpage.runOffset;
         int inRun = (int) (offset - ((long) runOffset << pageShifts)); // a subpage run is at most 7 pages
         int index = subpage.indexAt(inRun);
+        long runHandle = subpage.runHandle; // read before the claim's atomic write, which orders later loads after it
         if (index * subpage.elementSize != inRun || index >= subpage.maxElements
                 || owner != null && UnitState.owner(subpage.ownersIfAny(), index) != owner
                 || UnitState.claim(subpage.states, index, expected) != expected) {
             return Handle.NONE;
         }
-        return Handle.element(subpage.runHandle, index);
+        return Handle.element(runHandle, index);
     }
 
     /**

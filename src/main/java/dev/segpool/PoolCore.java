@@ -288,45 +288,57 @@ final class PoolCore {
     /**
      * The fast path's claim: the unit in state {@code state} (owned by {@code owner}) that starts at
      * {@code address} in {@code chunk} goes to {@code cache} (null: the calling thread's), or to its
-     * arena; returns the bytes it reserved, or -1, changing nothing, when no such unit starts there. An
-     * element's class and size are read before the claim: after its atomic write they would be read
-     * again, on the chain of dependent loads a pair is made of. A pooled arena's unit ({@code ARENA})
-     * stays claimed when the pool is closing: the close releases its chunk.
+     * arena; returns the bytes it reserved, or -1, changing nothing, when no such unit starts there.
+     * What the unit's way back needs (an element's class and size, the calling thread's cache) is read
+     * before the claim: the claim's atomic write orders every later load after it, so whatever is read
+     * after it waits for it, while loads before it run beside the chain of dependent loads that finds
+     * the unit. A pooled arena's unit ({@code ARENA}) stays claimed when the pool is closing: the
+     * close releases its chunk.
      */
     private long claimToCache(PoolChunk chunk, long address, byte state, MemoryBudget owner, PoolThreadCache cache) {
+        PoolThreadCache target = cache != null ? cache : caches.current();
         PoolSubpage subpage = chunk.subpageAt(address);
         if (subpage != null) {
             int sizeIndex = subpage.sizeIndex;
             int elementSize = subpage.elementSize;
+            PoolThreadCache.Stack stack = target != null ? target.stackFor(sizeIndex) : null;
             long handle = chunk.claimElement(subpage, address, state, owner);
-            return handle == Handle.NONE ? -1 : keptBytes(chunk, handle, sizeIndex, elementSize, state, cache);
+            return handle == Handle.NONE ? -1 : keptBytes(chunk, handle, sizeIndex, elementSize, state, target, stack);
         }
+        // A run's class comes from its handle as the claim reads it (a reallocate may have resized it).
         long handle = chunk.claimRun(address, state, owner);
         return handle == Handle.NONE ? -1
-                : keptBytes(chunk, handle, chunk.sizeIndex(handle), chunk.unitBytes(handle), state, cache);
+                : keptBytes(chunk, handle, chunk.sizeIndex(handle), chunk.unitBytes(handle), state, target, null);
     }
 
-    /** The second half of {@link #claimToCache}, for a claimed unit of class {@code sizeIndex} and {@code bytes}. */
-    private long keptBytes(PoolChunk chunk, long handle, int sizeIndex, long bytes, byte state, PoolThreadCache cache) {
+    /**
+     * The second half of {@link #claimToCache}, for a claimed unit of class {@code sizeIndex} and
+     * {@code bytes}: onto {@code stack} of {@code cache} (the calling thread's; null when it has none),
+     * the stack of that class which the caller looked up ahead, or null to look it up now.
+     */
+    private long keptBytes(PoolChunk chunk, long handle, int sizeIndex, long bytes, byte state, PoolThreadCache cache,
+                           PoolThreadCache.Stack stack) {
         if (state != UnitState.ARENA || lifecycle.isOpen()) {
-            giveBackTo(cache != null ? cache : caches.current(), chunk, handle, sizeIndex);
+            giveBackTo(cache, stack, chunk, handle, sizeIndex);
         }
         return bytes;
     }
 
     /** A claimed unit goes to the calling thread's cache, or to its arena. */
     void giveBack(PoolChunk chunk, long handle) {
-        giveBackTo(caches.current(), chunk, handle, chunk.sizeIndex(handle));
+        giveBackTo(caches.current(), null, chunk, handle, chunk.sizeIndex(handle));
     }
 
     /**
      * A claimed unit of class {@code sizeIndex} goes to {@code cache} (the calling thread's, or null
-     * when it has none), or to its arena.
+     * when it has none), onto {@code stack} when the caller looked that class's stack up ahead (else
+     * null), or to its arena.
      */
-    private void giveBackTo(PoolThreadCache cache, PoolChunk chunk, long handle, int sizeIndex) {
+    private void giveBackTo(PoolThreadCache cache, PoolThreadCache.Stack stack, PoolChunk chunk, long handle,
+                            int sizeIndex) {
         if (cache == null) {
             giveBackShared(chunk, handle, sizeIndex);
-        } else if (!cache.push(chunk, handle, sizeIndex)) {
+        } else if (!cache.push(stack != null ? stack : cache.stackFor(sizeIndex), chunk, handle, sizeIndex)) {
             chunk.arena.free(chunk, handle, sizeIndex);
         }
     }
@@ -341,7 +353,7 @@ final class PoolCore {
     private void giveBackShared(PoolChunk chunk, long handle, int sizeIndex) {
         PoolThreadCache own = caches.createForCaller();
         if (own != null) {
-            giveBackTo(own, chunk, handle, sizeIndex);
+            giveBackTo(own, null, chunk, handle, sizeIndex);
             return;
         }
         PoolThreadCache stripe = caches.claimStripe();
@@ -492,8 +504,9 @@ final class PoolCore {
      * address. When the claim fails, the closing pool orphaned the block (it kept the chunk for it).
      */
     void giveBackArenaBlock(PoolChunk chunk, long handle, long address, PoolThreadCache cache) {
+        PoolThreadCache.Stack stack = cache.stackFor(arenaBlockClass); // before the claim, as claimToCache does
         if (chunk.claimHeld(handle, UnitState.ARENA)) {
-            keptBytes(chunk, handle, arenaBlockClass, ScratchArena.BLOCK_SIZE, UnitState.ARENA, cache);
+            keptBytes(chunk, handle, arenaBlockClass, ScratchArena.BLOCK_SIZE, UnitState.ARENA, cache, stack);
         } else {
             giveBackArenaUnitSlow(address, chunk);
         }

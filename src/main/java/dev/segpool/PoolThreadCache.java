@@ -214,7 +214,19 @@ final class PoolThreadCache {
 
     /** Keeps a claimed unit of class {@code sizeIndex}; false when this cache does not hold the class. */
     boolean push(PoolChunk chunk, long handle, int sizeIndex) {
-        final Stack stack = stacks[sizeIndex];
+        return push(stacks[sizeIndex], chunk, handle, sizeIndex);
+    }
+
+    /**
+     * The stack {@link #push(Stack, PoolChunk, long, int)} of class {@code sizeIndex} takes, looked up
+     * ahead: a free reads it before its claim's atomic write, so that the load does not wait for it.
+     */
+    Stack stackFor(int sizeIndex) {
+        return stacks[sizeIndex];
+    }
+
+    /** As {@link #push(PoolChunk, long, int)}, onto {@code stack}, which {@link #stackFor} returned for {@code sizeIndex}. */
+    boolean push(Stack stack, PoolChunk chunk, long handle, int sizeIndex) {
         if (stack.size == stack.capacity) {
             return pushSlow(chunk, handle, sizeIndex);
         }
