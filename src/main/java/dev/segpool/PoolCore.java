@@ -89,6 +89,7 @@ final class PoolCore {
             if (cache != null) {
                 return cache.pop(sizeIndex, byteSize, UnitState.LIVE, null);
             }
+            return allocateUncached(sizeIndex, byteSize, byteAlignment, UnitState.LIVE, null);
         }
         return allocateSlow(byteSize, byteAlignment, UnitState.LIVE, null, false);
     }
@@ -104,8 +105,30 @@ final class PoolCore {
             if (cache != null) {
                 return cache.pop(sizeIndex, byteSize, UnitState.BUDGET, owner);
             }
+            return allocateUncached(sizeIndex, byteSize, byteAlignment, UnitState.BUDGET, owner);
         }
         return allocateSlow(byteSize, byteAlignment, UnitState.BUDGET, owner, false);
+    }
+
+    /**
+     * A fast-path request of class {@code sizeIndex} that the calling thread's cache cannot serve: on a
+     * virtual thread (which has none), a shared stripe claimed for this one pop; else, or when no stripe
+     * is free, {@link #allocateSlow}. A virtual thread's allocation so takes neither a second cache
+     * lookup nor a second size-class lookup.
+     */
+    private MemorySegment allocateUncached(int sizeIndex, long byteSize, long byteAlignment, byte state,
+                                           MemoryBudget owner) {
+        PoolThreadCache stripe = caches.claimStripe();
+        if (stripe != null) {
+            try {
+                if (prepared(stripe, sizeIndex)) {
+                    return stripe.pop(sizeIndex, byteSize, state, owner);
+                }
+            } finally {
+                stripe.unclaim();
+            }
+        }
+        return allocateSlow(byteSize, byteAlignment, state, owner, false);
     }
 
     /** 0 <= byteSize <= fastMaxSize, and byteAlignment a power of two from 1 to QUANTUM: one branch. */

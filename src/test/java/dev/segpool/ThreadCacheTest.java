@@ -3,6 +3,7 @@ package dev.segpool;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.MemorySegment;
@@ -449,6 +450,65 @@ class ThreadCacheTest {
                 assertTrue(pool.metrics().cachedBytes() > 0);
             })).join();
             assertEquals(0, pool.metrics().threadCaches());
+        }
+    }
+
+    @Test
+    void virtualThreads_allocatingThroughABudget_useTheStripes_andTheBudgetOwnsEveryUnit() throws InterruptedException {
+        try (SegmentPool pool = smallPool().build(); MemoryBudget budget = pool.newBudget("tasks", 1L << 30)) {
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor()) {
+                for (int i = 0; i < 20_000; i++) {
+                    int id = i;
+                    executor.execute(() -> {
+                        try {
+                            MemorySegment segment = budget.allocate(1 + id % 3000);
+                            Patterns.fill(segment, id);
+                            if (id % 100 == 0) {
+                                assertThrows(IllegalArgumentException.class, () -> pool.free(segment),
+                                        "a budget's unit, even one from a shared stripe, is freed through its budget only");
+                            }
+                            Patterns.verify(segment, id);
+                            budget.free(segment);
+                        } catch (Throwable t) {
+                            failure.compareAndSet(null, t);
+                        }
+                    });
+                }
+            }
+            assertNull(failure.get());
+            assertEquals(0, budget.usedBytes());
+            assertTrue(budget.peakBytes() > 0);
+            PoolMetrics after = pool.metrics();
+            assertEquals(0, after.threadCaches(), "virtual threads make no cache of their own");
+            assertEquals(0, after.activeBytes());
+            assertTrue(after.cachedBytes() > 0, "the units went back to the stripes");
+        }
+    }
+
+    @Test
+    void virtualThread_atTheMemoryLimit_getsTheLimitError_andThePoolIsUnchanged() throws InterruptedException {
+        try (SegmentPool pool = smallPool().maxMemory(CHUNK).build()) {
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread.ofVirtual().start(() -> {
+                try {
+                    MemorySegment whole = pool.allocate(CHUNK); // the one chunk the limit allows
+                    long reserved = pool.metrics().reservedBytes();
+                    assertThrows(MemoryLimitExceededException.class, () -> pool.allocate(64),
+                            "a stripe's refill needs a second chunk");
+                    assertEquals(reserved, pool.metrics().reservedBytes());
+                    assertEquals(0, pool.metrics().cachedBytes());
+                    pool.free(whole);
+                    MemorySegment small = pool.allocate(64); // the room is back: the stripe refills
+                    Patterns.fill(small, 7);
+                    Patterns.verify(small, 7);
+                    pool.free(small);
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                }
+            }).join();
+            assertNull(failure.get());
+            assertEquals(0, pool.metrics().activeBytes());
         }
     }
 
