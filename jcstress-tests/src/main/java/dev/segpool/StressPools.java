@@ -128,6 +128,30 @@ final class StressPools {
         }
     }
 
+    /**
+     * Runs {@code task} on a new virtual thread and returns what it returned: virtual threads have no
+     * thread-local cache, so their allocations and frees go through the pool's shared stripes.
+     */
+    static <T> T onVirtualThread(java.util.function.Supplier<T> task) {
+        Object[] result = new Object[1];
+        Thread thread = Thread.ofVirtual().start(() -> result[0] = task.get());
+        boolean interrupted = false;
+        while (true) {
+            try {
+                thread.join();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        @SuppressWarnings("unchecked")
+        T value = (T) result[0];
+        return value;
+    }
+
     /** 1 for true, 0 for false: outcomes print as numbers. */
     static int bit(boolean b) {
         return b ? 1 : 0;

@@ -185,4 +185,53 @@ public final class ThreadCacheRaces {
             pool.close();
         }
     }
+
+    /**
+     * Two virtual threads at once, each started by its actor: one frees a small element x that it took
+     * earlier and then allocates a, the other allocates b. Virtual threads have no cache of their own:
+     * each call claims one of the pool's shared stripes (a compare-and-set of its owner) straight from
+     * the fast path's miss, refills it from the arena when empty, and gives it back. Property: a stripe
+     * serves one thread at a time, so a and b are different units that both keep their patterns (x's
+     * unit may come back as either, but only after its free); when both are freed, nothing is in use,
+     * the freed units sit in the stripes, no thread has a cache of its own, and the arena is consistent.
+     */
+    @JCStressTest
+    @Outcome(id = "1, 1, 1", expect = ACCEPTABLE, desc = "a and b are different units, both intact; the pool balances")
+    @Outcome(expect = FORBIDDEN, desc = "one unit went to both threads, a pattern was overwritten, or a count is off")
+    @State
+    public static class VirtualThreadsShareStripes {
+        final SegmentPool pool = StressPools.tiny().threadLocalCaches(true).build();
+        final MemorySegment x = StressPools.onVirtualThread(
+                () -> StressPools.fill(pool.allocate(StressPools.SMALL), (byte) 0x5C));
+        MemorySegment a;
+        MemorySegment b;
+
+        @Actor
+        public void freeThenAllocate() {
+            a = StressPools.onVirtualThread(() -> {
+                pool.free(x);
+                return StressPools.fill(pool.allocate(StressPools.SMALL), (byte) 0xA1);
+            });
+        }
+
+        @Actor
+        public void allocate() {
+            b = StressPools.onVirtualThread(() -> StressPools.fill(pool.allocate(StressPools.SMALL), (byte) 0xB2));
+        }
+
+        @Arbiter
+        public void check(III_Result r) {
+            r.r1 = bit(StressPools.disjoint(a, b));
+            r.r2 = bit(StressPools.holds(a, (byte) 0xA1) && StressPools.holds(b, (byte) 0xB2));
+            StressPools.onVirtualThread(() -> {
+                pool.free(a);
+                pool.free(b);
+                return null;
+            });
+            PoolMetrics m = pool.metrics();
+            r.r3 = bit(m.activeBytes() == 0 && m.cachedBytes() > 0 && m.threadCaches() == 0
+                    && StressPools.consistent(pool));
+            pool.close();
+        }
+    }
 }
