@@ -77,7 +77,8 @@ final class PoolCore {
     // ---- allocate ----
 
     /**
-     * {@link SegmentPool#allocate(long, long)}: the calling thread's cache, else {@link #allocateSlow}.
+     * {@link SegmentPool#allocate(long, long)}: the calling thread's cache; else a shared stripe or the
+     * rare path ({@link #allocateUncached}, {@link #allocateSlow}).
      * A cache miss only prepares the cache ({@link #preparedCache}) and the pop follows, so that a
      * cached class has one allocation site here whether it hit or missed: the caller's escape
      * analysis can remove the segment.

@@ -46,6 +46,26 @@ class ThreadCacheTest {
         }
     }
 
+    /** Runs {@code task} for ids 0 to {@code count - 1}, each on a virtual thread of its own; fails with the first failure. */
+    private static void onVirtualThreads(int count, java.util.function.IntConsumer task) {
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor()) {
+            for (int i = 0; i < count; i++) {
+                int id = i;
+                executor.execute(() -> {
+                    try {
+                        task.accept(id);
+                    } catch (Throwable t) {
+                        failure.compareAndSet(null, t);
+                    }
+                });
+            }
+        }
+        if (failure.get() != null) {
+            throw new AssertionError("a virtual thread failed", failure.get());
+        }
+    }
+
     /** Polls {@code condition}, asking for garbage collection between polls, until it holds or 10 s pass. */
     private static boolean awaitWithGc(BooleanSupplier condition) throws InterruptedException {
         long start = System.nanoTime();
@@ -417,26 +437,15 @@ class ThreadCacheTest {
     void manyVirtualThreads_withoutBinding_shareABoundedSetOfStripes() throws InterruptedException {
         try (SegmentPool pool = smallPool().build()) {
             AtomicInteger maxCaches = new AtomicInteger();
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor()) {
-                for (int i = 0; i < 100_000; i++) {
-                    int id = i;
-                    executor.execute(() -> {
-                        try {
-                            MemorySegment segment = pool.allocate(id % 3000);
-                            Patterns.fill(segment, id);
-                            Patterns.verify(segment, id);
-                            pool.free(segment);
-                            if (id % 5000 == 0) {
-                                maxCaches.accumulateAndGet(pool.metrics().threadCaches(), Math::max);
-                            }
-                        } catch (Throwable t) {
-                            failure.compareAndSet(null, t);
-                        }
-                    });
+            onVirtualThreads(100_000, id -> {
+                MemorySegment segment = pool.allocate(id % 3000);
+                Patterns.fill(segment, id);
+                Patterns.verify(segment, id);
+                pool.free(segment);
+                if (id % 5000 == 0) {
+                    maxCaches.accumulateAndGet(pool.metrics().threadCaches(), Math::max);
                 }
-            }
-            assertNull(failure.get());
+            });
             assertEquals(0, maxCaches.get(), "100,000 virtual threads share the pool's stripes: no cache each");
             PoolMetrics after = pool.metrics();
             assertEquals(0, after.activeBytes());
@@ -454,29 +463,18 @@ class ThreadCacheTest {
     }
 
     @Test
-    void virtualThreads_allocatingThroughABudget_useTheStripes_andTheBudgetOwnsEveryUnit() throws InterruptedException {
+    void virtualThreads_allocatingThroughABudget_useTheStripes_andTheBudgetOwnsEveryUnit() {
         try (SegmentPool pool = smallPool().build(); MemoryBudget budget = pool.newBudget("tasks", 1L << 30)) {
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor()) {
-                for (int i = 0; i < 20_000; i++) {
-                    int id = i;
-                    executor.execute(() -> {
-                        try {
-                            MemorySegment segment = budget.allocate(1 + id % 3000);
-                            Patterns.fill(segment, id);
-                            if (id % 100 == 0) {
-                                assertThrows(IllegalArgumentException.class, () -> pool.free(segment),
-                                        "a budget's unit, even one from a shared stripe, is freed through its budget only");
-                            }
-                            Patterns.verify(segment, id);
-                            budget.free(segment);
-                        } catch (Throwable t) {
-                            failure.compareAndSet(null, t);
-                        }
-                    });
+            onVirtualThreads(20_000, id -> {
+                MemorySegment segment = budget.allocate(1 + id % 3000);
+                Patterns.fill(segment, id);
+                if (id % 100 == 0) {
+                    assertThrows(IllegalArgumentException.class, () -> pool.free(segment),
+                            "a budget's unit, even one from a shared stripe, is freed through its budget only");
                 }
-            }
-            assertNull(failure.get());
+                Patterns.verify(segment, id);
+                budget.free(segment);
+            });
             assertEquals(0, budget.usedBytes());
             assertTrue(budget.peakBytes() > 0);
             PoolMetrics after = pool.metrics();

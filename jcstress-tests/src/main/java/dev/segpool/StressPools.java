@@ -134,19 +134,7 @@ final class StressPools {
      */
     static <T> T onVirtualThread(java.util.function.Supplier<T> task) {
         Object[] result = new Object[1];
-        Thread thread = Thread.ofVirtual().start(() -> result[0] = task.get());
-        boolean interrupted = false;
-        while (true) {
-            try {
-                thread.join();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        joinQuietly(Thread.ofVirtual().start(() -> result[0] = task.get()));
         @SuppressWarnings("unchecked")
         T value = (T) result[0];
         return value;
@@ -159,26 +147,25 @@ final class StressPools {
 
     /** Waits for the latch, keeping an interrupt for later. */
     static void awaitQuietly(CountDownLatch latch) {
-        boolean interrupted = false;
-        while (true) {
-            try {
-                latch.await();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        waitQuietly(latch::await);
     }
 
     /** Waits for the thread to end, keeping an interrupt for later. */
     static void joinQuietly(Thread t) {
+        waitQuietly(t::join);
+    }
+
+    /** A wait that an interrupt can cut short. */
+    private interface Wait {
+        void run() throws InterruptedException;
+    }
+
+    /** Runs {@code wait} to its end, however often it is interrupted, and keeps the interrupt for later. */
+    private static void waitQuietly(Wait wait) {
         boolean interrupted = false;
         while (true) {
             try {
-                t.join();
+                wait.run();
                 break;
             } catch (InterruptedException e) {
                 interrupted = true;
