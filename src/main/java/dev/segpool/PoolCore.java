@@ -119,17 +119,32 @@ final class PoolCore {
      */
     private MemorySegment allocateUncached(int sizeIndex, long byteSize, long byteAlignment, byte state,
                                            MemoryBudget owner) {
-        PoolThreadCache stripe = caches.claimStripe();
-        if (stripe != null) {
-            try {
-                if (prepared(stripe, sizeIndex)) {
-                    return stripe.pop(sizeIndex, byteSize, state, owner);
-                }
-            } finally {
-                stripe.unclaim();
-            }
+        MemorySegment segment;
+        try {
+            segment = popFromStripe(sizeIndex, byteSize, state, owner);
+        } catch (MemoryLimitExceededException atLimit) {
+            segment = null; // the rare path gives back what the pool can and tries again
         }
-        return allocateSlow(byteSize, byteAlignment, state, owner, false);
+        return segment != null ? segment : allocateSlow(byteSize, byteAlignment, state, owner, false);
+    }
+
+    /**
+     * A unit of class {@code sizeIndex} from a shared stripe claimed for this one pop (virtual threads
+     * only), handed out as {@link PoolThreadCache#pop} says; null when the caller gets no stripe, or the
+     * stripe does not hold the class.
+     *
+     * @throws MemoryLimitExceededException when the stripe's refill meets the memory limit
+     */
+    private MemorySegment popFromStripe(int sizeIndex, long byteSize, byte state, MemoryBudget owner) {
+        PoolThreadCache stripe = caches.claimStripe();
+        if (stripe == null) {
+            return null;
+        }
+        try {
+            return stripe.prepare(sizeIndex) ? stripe.pop(sizeIndex, byteSize, state, owner) : null;
+        } finally {
+            stripe.unclaim();
+        }
     }
 
     /** 0 <= byteSize <= fastMaxSize, and byteAlignment a power of two from 1 to QUANTUM: one branch. */
@@ -256,16 +271,9 @@ final class PoolCore {
         int alignPages = byteAlignment <= SizeClasses.QUANTUM ? 1 : sizeClasses.alignmentPages(byteAlignment);
         PoolThreadCache cache = caches.currentOrCreate();
         if (cache == null) {
-            PoolThreadCache stripe = alignPages == 1 ? caches.claimStripe() : null;
-            if (stripe != null) {
-                try {
-                    if (stripe.prepare(sizeIndex)) {
-                        MemorySegment segment = stripe.pop(sizeIndex, byteSize, state, owner);
-                        return zero ? segment.fill((byte) 0) : segment;
-                    }
-                } finally {
-                    stripe.unclaim();
-                }
+            MemorySegment segment = alignPages == 1 ? popFromStripe(sizeIndex, byteSize, state, owner) : null;
+            if (segment != null) {
+                return zero ? segment.fill((byte) 0) : segment;
             }
             return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, owner, zero);
         }
