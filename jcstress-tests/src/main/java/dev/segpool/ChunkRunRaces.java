@@ -22,7 +22,22 @@ import org.openjdk.jcstress.infra.results.IIII_Result;
  * not overlap and must keep their contents.
  */
 public final class ChunkRunRaces {
+    /** What the freed run A holds when it is freed, and what the allocated run B is written with. */
+    private static final byte A_PATTERN = (byte) 0x0A;
+    private static final byte B_PATTERN = (byte) 0x0B;
+
     private ChunkRunRaces() {}
+
+    /** The freeing actor of every race here: writes A (so that a reuse still in flight would show) and frees it. */
+    private static void writeAndFree(SegmentPool pool, MemorySegment a) {
+        StressPools.fill(a, A_PATTERN);
+        pool.free(a);
+    }
+
+    /** The allocating actor's run B of {@code bytes}, written with {@link #B_PATTERN}. */
+    private static MemorySegment allocateB(SegmentPool pool, int bytes) {
+        return StressPools.fill(pool.allocate(bytes), B_PATTERN);
+    }
 
     /**
      * A 16-page chunk holds X (pages 0-3, freed), A (4-7, live), Y (8-11, freed) and Z (12-15, live).
@@ -54,13 +69,12 @@ public final class ChunkRunRaces {
 
         @Actor
         public void free() {
-            StressPools.fill(a, (byte) 0x0A);
-            pool.free(a);
+            writeAndFree(pool, a);
         }
 
         @Actor
         public void allocate() {
-            b = StressPools.fill(pool.allocate(2 * StressPools.RUN), (byte) 0x0B);
+            b = allocateB(pool, 2 * StressPools.RUN);
         }
 
         @Arbiter
@@ -70,7 +84,7 @@ public final class ChunkRunRaces {
             PoolMetrics m = pool.metrics();
             r.r3 = (int) (m.freeBytes() / StressPools.PAGE_SIZE);
             r.r4 = bit(StressPools.consistent(pool) && StressPools.disjoint(b, z)
-                    && StressPools.holds(b, (byte) 0x0B) && StressPools.holds(z, (byte) 0x2A)
+                    && StressPools.holds(b, B_PATTERN) && StressPools.holds(z, (byte) 0x2A)
                     && m.activeBytes() == 3L * StressPools.RUN);
             pool.close();
         }
@@ -94,13 +108,12 @@ public final class ChunkRunRaces {
 
         @Actor
         public void free() {
-            StressPools.fill(a, (byte) 0x0A);
-            pool.free(a);
+            writeAndFree(pool, a);
         }
 
         @Actor
         public void allocate() {
-            b = StressPools.fill(pool.allocate(StressPools.RUN), (byte) 0x0B);
+            b = allocateB(pool, StressPools.RUN);
         }
 
         @Arbiter
@@ -108,7 +121,7 @@ public final class ChunkRunRaces {
             r.r1 = (int) (StressPools.offsetInChunk(b, StressPools.CHUNK_SIZE) / StressPools.PAGE_SIZE);
             PoolMetrics m = pool.metrics();
             r.r2 = (int) (m.freeBytes() / StressPools.PAGE_SIZE);
-            r.r3 = bit(StressPools.consistent(pool) && m.chunks() == 1 && StressPools.holds(b, (byte) 0x0B)
+            r.r3 = bit(StressPools.consistent(pool) && m.chunks() == 1 && StressPools.holds(b, B_PATTERN)
                     && m.activeBytes() == StressPools.RUN);
             pool.close();
         }
@@ -173,13 +186,12 @@ public final class ChunkRunRaces {
 
         @Actor
         public void free() {
-            StressPools.fill(a, (byte) 0x0A);
-            pool.free(a);
+            writeAndFree(pool, a);
         }
 
         @Actor
         public void allocate() {
-            b = StressPools.fill(pool.allocate(2 * StressPools.RUN), (byte) 0x0B);
+            b = allocateB(pool, 2 * StressPools.RUN);
             arenaOfB = pool.arenas()[(int) (Thread.currentThread().threadId() % pool.arenas().length)];
         }
 
@@ -189,7 +201,7 @@ public final class ChunkRunRaces {
             r.r4 = bit(arenaOfB != arenaOfA);
             r.r1 = bit(StressPools.chunkOf(b, StressPools.CHUNK_SIZE) == StressPools.chunkOf(a, StressPools.CHUNK_SIZE));
             r.r2 = bit(chunk.arena == arenaOfB);
-            boolean intact = StressPools.consistent(pool) && StressPools.holds(b, (byte) 0x0B);
+            boolean intact = StressPools.consistent(pool) && StressPools.holds(b, B_PATTERN);
             pool.free(b);
             r.r3 = bit(intact && StressPools.consistent(pool) && pool.metrics().activeBytes() == 0);
             pool.close();
