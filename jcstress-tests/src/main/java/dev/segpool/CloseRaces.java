@@ -348,6 +348,7 @@ public final class CloseRaces {
             r.r3 = bit(closed) & nothingHeld(pool);
         }
     }
+
     /**
      * A whole confined arena (open, allocate, write, close) on one thread against close, with thread
      * caches on and 8 KiB pages, so the arena takes a 4 KiB subpage element from its thread's cache
