@@ -13,8 +13,11 @@ import java.util.List;
 final class ArenaInspection {
     private ArenaInspection() {}
 
-    /** A snapshot of {@code arena}; takes every lock of the arena in turn. */
-    static PoolMetrics.ArenaMetrics metrics(PoolArena arena) {
+    /**
+     * A snapshot of {@code arena}, where {@code parkedCaches} of the caches bound to it are parked
+     * scoped caches, which no thread holds; takes every lock of the arena in turn.
+     */
+    static PoolMetrics.ArenaMetrics metrics(PoolArena arena, int parkedCaches) {
         SizeClasses sizeClasses = arena.sizeClasses;
         return arena.locked(() -> {
             long smallUsed = 0;
@@ -43,7 +46,7 @@ final class ArenaInspection {
                 chunkLists.add(new PoolMetrics.ChunkListMetrics(list.name, Math.max(0, list.minUsage),
                         Math.min(100, list.maxUsage), List.copyOf(usages)));
             }
-            return new PoolMetrics.ArenaMetrics(arena.index, arena.boundCaches.get(), smallUsed + arena.normalUsedBytes,
+            return new PoolMetrics.ArenaMetrics(arena.index, arena.boundCaches.get() - parkedCaches, smallUsed + arena.normalUsedBytes,
                     freeBytes[0], smallAllocations, smallDeallocations, arena.normalAllocations, arena.normalDeallocations,
                     List.copyOf(chunkLists), List.copyOf(classes));
         });

@@ -77,11 +77,11 @@ final class PoolCore {
     // ---- allocate ----
 
     /**
-     * {@link SegmentPool#allocate(long, long)}: the calling thread's cache; else a shared stripe or the
-     * rare path ({@link #allocateUncached}, {@link #allocateSlow}).
+     * {@link SegmentPool#allocate(long, long)}: the calling thread's cache, or on a virtual thread a
+     * shared stripe claimed for this one pop; else the rare path ({@link #allocateSlow}).
      * A cache miss only prepares the cache ({@link #preparedCache}) and the pop follows, so that a
-     * cached class has one allocation site here whether it hit or missed: the caller's escape
-     * analysis can remove the segment.
+     * cached class has one allocation site here whether it hit or missed, from a thread's cache or a
+     * stripe: the caller's escape analysis can remove the segment.
      */
     MemorySegment allocate(long byteSize, long byteAlignment) {
         if (fastRequest(byteSize, byteAlignment) && fastPaths) {
@@ -90,7 +90,6 @@ final class PoolCore {
             if (cache != null) {
                 return cache.pop(sizeIndex, byteSize, UnitState.LIVE, null);
             }
-            return allocateUncached(sizeIndex, byteSize, byteAlignment, UnitState.LIVE, null);
         }
         return allocateSlow(byteSize, byteAlignment, UnitState.LIVE, null, false);
     }
@@ -106,32 +105,15 @@ final class PoolCore {
             if (cache != null) {
                 return cache.pop(sizeIndex, byteSize, UnitState.BUDGET, owner);
             }
-            return allocateUncached(sizeIndex, byteSize, byteAlignment, UnitState.BUDGET, owner);
         }
         return allocateSlow(byteSize, byteAlignment, UnitState.BUDGET, owner, false);
     }
 
     /**
-     * A fast-path request of class {@code sizeIndex} that the calling thread's cache cannot serve: on a
-     * virtual thread (which has none), a shared stripe claimed for this one pop; else, or when no stripe
-     * is free, {@link #allocateSlow}. A virtual thread's allocation so takes neither a second cache
-     * lookup nor a second size-class lookup.
-     */
-    private MemorySegment allocateUncached(int sizeIndex, long byteSize, long byteAlignment, byte state,
-                                           MemoryBudget owner) {
-        MemorySegment segment;
-        try {
-            segment = popFromStripe(sizeIndex, byteSize, state, owner);
-        } catch (MemoryLimitExceededException atLimit) {
-            segment = null; // the rare path gives back what the pool can and tries again
-        }
-        return segment != null ? segment : allocateSlow(byteSize, byteAlignment, state, owner, false);
-    }
-
-    /**
      * A unit of class {@code sizeIndex} from a shared stripe claimed for this one pop (virtual threads
-     * only), handed out as {@link PoolThreadCache#pop} says; null when the caller gets no stripe, or the
-     * stripe does not hold the class.
+     * only), the stripe refilled first if it lacks the class; handed out as {@link PoolThreadCache#pop}
+     * says, which gives the stripe back. Null when the caller gets no stripe, or the stripe does not
+     * hold the class.
      *
      * @throws MemoryLimitExceededException when the stripe's refill meets the memory limit
      */
@@ -140,11 +122,15 @@ final class PoolCore {
         if (stripe == null) {
             return null;
         }
+        boolean ready = false;
         try {
-            return stripe.prepare(sizeIndex) ? stripe.pop(sizeIndex, byteSize, state, owner) : null;
+            ready = stripe.prepare(sizeIndex);
         } finally {
-            stripe.unclaim();
+            if (!ready) {
+                stripe.unclaim();
+            }
         }
+        return ready ? stripe.pop(sizeIndex, byteSize, state, owner) : null;
     }
 
     /** 0 <= byteSize <= fastMaxSize, and byteAlignment a power of two from 1 to QUANTUM: one branch. */
@@ -195,11 +181,17 @@ final class PoolCore {
 
     /**
      * The calling thread's cache with class {@code sizeIndex} ready to pop: at once when it holds one,
-     * else {@link #preparedCache}.
+     * else {@link #preparedCache}; for a virtual thread without a binding, a shared stripe claimed for
+     * one pop when it holds the class ({@link ThreadCaches#claimStripeWith}: a stripe that lacks it is
+     * refilled on the rare path). Null when neither can serve the class now.
      */
     private PoolThreadCache cacheFor(int sizeIndex) {
         PoolThreadCache cache = caches.current();
-        return cache != null && cache.has(sizeIndex) ? cache : preparedCache(cache, sizeIndex);
+        if (cache != null && cache.has(sizeIndex)) {
+            return cache;
+        }
+        return cache == null && Thread.currentThread().isVirtual() ? caches.claimStripeWith(sizeIndex)
+                : preparedCache(cache, sizeIndex);
     }
 
     /**
@@ -329,6 +321,28 @@ final class PoolCore {
      */
     private long claimToCache(PoolChunk chunk, long address, byte state, MemoryBudget owner, PoolThreadCache cache) {
         PoolThreadCache target = cache != null ? cache : caches.current();
+        return target != null ? claimInto(chunk, address, state, owner, target)
+                : claimIntoStripe(chunk, address, state, owner);
+    }
+
+    /**
+     * {@link #claimToCache} for a thread without a cache: into a shared stripe claimed for this one
+     * free (virtual threads), else {@link #giveBackShared}.
+     */
+    private long claimIntoStripe(PoolChunk chunk, long address, byte state, MemoryBudget owner) {
+        PoolThreadCache stripe = caches.claimStripe();
+        long bytes = claimInto(chunk, address, state, owner, stripe);
+        if (stripe != null) { // no finally: what claimInto calls throws only on a full heap (a stack's arrays)
+            stripe.unclaim();
+        }
+        return bytes;
+    }
+
+    /**
+     * {@link #claimToCache} into {@code target}: the calling thread's cache, a stripe it claimed, or
+     * null when it has neither.
+     */
+    private long claimInto(PoolChunk chunk, long address, byte state, MemoryBudget owner, PoolThreadCache target) {
         PoolSubpage subpage = chunk.subpageAt(address);
         if (subpage != null) {
             int sizeIndex = subpage.sizeIndex;
@@ -356,9 +370,16 @@ final class PoolCore {
         return bytes;
     }
 
-    /** A claimed unit goes to the calling thread's cache, or to its arena. */
+    /** A claimed unit goes to the calling thread's cache (or a stripe it claims for this), or to its arena. */
     void giveBack(PoolChunk chunk, long handle) {
-        giveBackTo(caches.current(), null, chunk, handle, chunk.sizeIndex(handle));
+        PoolThreadCache target = caches.currentOrStripe();
+        try {
+            giveBackTo(target, null, chunk, handle, chunk.sizeIndex(handle));
+        } finally {
+            if (target != null && target.shared) {
+                target.unclaim();
+            }
+        }
     }
 
     /**
@@ -376,29 +397,19 @@ final class PoolCore {
     }
 
     /**
-     * A claimed unit of a thread that {@link ThreadCaches#current} found without a cache. A platform
-     * thread makes its cache now, as its first allocation would: a thread that only frees (the
-     * consumer of a producer/consumer pair) then gives units back to the arenas in batches, not one
-     * lock per free. Otherwise (virtual threads, caches off, a fork of a scoped binding) into a shared
-     * stripe, else its arena.
+     * A claimed unit of a thread without a cache, or stripe: a platform thread makes its cache now, as
+     * its first allocation would, so that a thread that only frees (the consumer of a
+     * producer/consumer pair) gives units back to the arenas in batches, not one lock per free.
+     * Otherwise (caches off, a fork of a scoped binding, a virtual thread that found every probed
+     * stripe busy) the unit goes to its arena.
      */
     private void giveBackShared(PoolChunk chunk, long handle, int sizeIndex) {
         PoolThreadCache own = caches.createForCaller();
         if (own != null) {
             giveBackTo(own, null, chunk, handle, sizeIndex);
-            return;
+        } else {
+            chunk.arena.free(chunk, handle, sizeIndex);
         }
-        PoolThreadCache stripe = caches.claimStripe();
-        if (stripe != null) {
-            try {
-                if (stripe.push(chunk, handle, sizeIndex)) {
-                    return;
-                }
-            } finally {
-                stripe.unclaim();
-            }
-        }
-        chunk.arena.free(chunk, handle, sizeIndex);
     }
 
     /** The rest of {@link #free} ({@code owner} null) and {@link #freeOwned}: explains every refusal. */

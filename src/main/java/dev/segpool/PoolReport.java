@@ -16,7 +16,7 @@ final class PoolReport {
         long used = 0;
         long free = 0;
         for (PoolArena arena : core.arenas) {
-            PoolMetrics.ArenaMetrics m = ArenaInspection.metrics(arena);
+            PoolMetrics.ArenaMetrics m = ArenaInspection.metrics(arena, core.caches.parkedIn(arena));
             arenaMetrics.add(m);
             used += m.usedBytes();
             free += m.freeBytes();

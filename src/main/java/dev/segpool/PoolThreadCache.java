@@ -12,10 +12,11 @@ import java.util.Arrays;
  * of (chunk, handle) per cached size class, kept in two parallel arrays (no object per entry), made
  * on the class's first use.
  *
- * <p>Protocol: only {@link #owner} calls {@link #pop}, {@link #push}, {@link #allocate}, {@link #flush}
- * and {@link #trimIdleEntries}; the pool checks ownership before it hands a cache out. The owner of a
- * scoped cache changes when a released cache is reused for another task ({@link #reuse}), which the
- * binding thread does before it binds the cache. {@link #release} may also run on the
+ * <p>Protocol: only {@link #owner} (for a shared stripe, the thread that claimed it) calls {@link #pop},
+ * {@link #push}, {@link #allocate}, {@link #flush} and {@link #trimIdleEntries}; the pool checks
+ * ownership before it hands a cache out. The owner of a scoped cache changes when a parked cache is
+ * reused for another task ({@link #reuse}), which the binding thread does before it binds the cache;
+ * the slot it was parked in publishes the parking task's writes. {@link #release} may also run on the
  * {@link java.lang.ref.Cleaner}'s or the decay task's thread once the owner has terminated (its end
  * happens-before their {@code isAlive() == false} or reference processing), when no other thread can
  * reach the stacks; a compare-and-set lets only the first run. Metrics read the stack sizes and
@@ -37,13 +38,13 @@ import java.util.Arrays;
  */
 final class PoolThreadCache {
     private static final VarHandle RELEASED;
-    private static final VarHandle OWNER;
+    private static final VarHandle CLAIMED;
 
     static {
         try {
             MethodHandles.Lookup lookup = MethodHandles.lookup();
             RELEASED = lookup.findVarHandle(PoolThreadCache.class, "released", boolean.class);
-            OWNER = lookup.findVarHandle(PoolThreadCache.class, "owner", Thread.class);
+            CLAIMED = lookup.findVarHandle(PoolThreadCache.class, "claimed", int.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -120,15 +121,30 @@ final class PoolThreadCache {
     private final CacheConfig config;
     /** Bound for a task (or a shared stripe): released by its binder, never by the decay task. */
     final boolean scoped;
+    /**
+     * A shared stripe ({@link ThreadCaches}), made without owner: {@link #pop} gives the claim back
+     * itself, so that a virtual thread's allocation pops at the same site as a platform thread's.
+     */
+    final boolean shared;
     /** Whether refills start at one unit and double per miss (scoped caches and stripes), or take full batches. */
     private final boolean adaptiveRefill;
     /**
-     * The thread that may use this cache; changes only when a released scoped cache is reused, or,
-     * for a shared stripe ({@link ThreadCaches}), when a thread claims it ({@link #tryClaim}) and
-     * gives it back ({@link #unclaim}); null while a stripe is unclaimed.
+     * The thread that may use this cache; changes only when a scoped cache is parked (null) and
+     * reused ({@link #reuse}). Always null for a shared stripe, which a thread holds through
+     * {@link #claimed} instead.
      */
     Thread owner;
+    /** 1 while a thread holds this shared stripe ({@link #tryClaim}), else 0; stripes only. */
+    @SuppressWarnings("unused")
+    private int claimed;
     private final Stack[] stacks;
+    /**
+     * The stacks made so far, in the order they were made ({@code made[0..madeCount)}): what the trim,
+     * the flush and the budget walk, so that a cache that serves a few classes does not visit every
+     * class. Owner only; metrics read it racily.
+     */
+    private final Stack[] made;
+    private int madeCount;
     /**
      * The bytes the stacks' capacities add up to ({@code capacity * elementSize} over all stacks),
      * never above {@link CacheConfig#maxCachedBytes}. Owner only.
@@ -157,9 +173,11 @@ final class PoolThreadCache {
         this.owner = owner;
         this.config = config;
         this.scoped = scoped;
+        this.shared = owner == null;
         this.untilTrim = config.trimInterval();
         this.stacks = new Stack[sizeClasses.classes()];
         Arrays.fill(stacks, NONE);
+        this.made = new Stack[stacks.length];
     }
 
     /** The cache settings of a pool; {@code maxCachedBytes} bounds what one cache holds, in bytes. */
@@ -181,7 +199,8 @@ final class PoolThreadCache {
      * Pops a unit of class {@code sizeIndex}, which {@link #has} (or {@link #prepare}) said is there,
      * and hands it out in {@code state} (owned by {@code owner} for {@code BUDGET}) as a segment of {@code byteSize} bytes (contents unspecified).
      * This is the only place a cached unit becomes a segment, so that a caller's fast path has one
-     * allocation site for escape analysis to remove.
+     * allocation site for escape analysis to remove. A shared stripe is given back ({@link #unclaim})
+     * once the unit is off its stack.
      */
     MemorySegment pop(int sizeIndex, long byteSize, byte state, MemoryBudget owner) {
         final Stack stack = stacks[sizeIndex];
@@ -190,6 +209,9 @@ final class PoolThreadCache {
         long handle = stack.handles[n];
         if (--untilTrim == 0) {
             trimIdleEntries();
+        }
+        if (shared) {
+            unclaim();
         }
         return chunk.hand(handle, stack.elementSize, byteSize, state, owner);
     }
@@ -295,13 +317,12 @@ final class PoolThreadCache {
             return true;
         }
         Stack fullest = null;
-        for (Stack other : stacks) {
-            if (other != NONE) {
-                shrinkTo(other, other.size);
-                if (other != stack && (fullest == null
-                        || (long) other.size * other.elementSize > (long) fullest.size * fullest.elementSize)) {
-                    fullest = other;
-                }
+        for (int i = 0; i < madeCount; i++) {
+            Stack other = made[i];
+            shrinkTo(other, other.size);
+            if (other != stack && (fullest == null
+                    || (long) other.size * other.elementSize > (long) fullest.size * fullest.elementSize)) {
+                fullest = other;
             }
         }
         if (grant(stack, entries)) {
@@ -363,6 +384,7 @@ final class PoolThreadCache {
         stack = new Stack(sizeIndex, size, capacity, maxRefill, firstRefill(maxRefill));
         grant(stack, stack.baseCapacity);
         stacks[sizeIndex] = stack;
+        made[madeCount++] = stack;
         return stack;
     }
 
@@ -378,28 +400,26 @@ final class PoolThreadCache {
     void trimIdleEntries() {
         untilTrim = config.trimInterval();
         trims++;
-        for (Stack stack : stacks) {
-            if (stack != NONE) {
-                giveBack(stack, stack.lowWater);
-                stack.lowWater = stack.size;
-                shrinkToBase(stack);
-            }
+        for (int i = 0; i < madeCount; i++) {
+            Stack stack = made[i];
+            giveBack(stack, stack.lowWater);
+            stack.lowWater = stack.size;
+            shrinkToBase(stack);
         }
     }
 
     /** Gives back every entry; returns true when there was any. */
     boolean flush() {
         boolean any = false;
-        for (Stack stack : stacks) {
+        for (int i = 0; i < madeCount; i++) {
+            Stack stack = made[i];
             if (stack.size > 0) {
                 any = true;
                 giveBack(stack, stack.size);
                 stack.lowWater = 0;
                 stack.refill = firstRefill(stack.maxRefill);
             }
-            if (stack != NONE) {
-                shrinkToBase(stack);
-            }
+            shrinkToBase(stack);
         }
         return any;
     }
@@ -419,49 +439,75 @@ final class PoolThreadCache {
     }
 
     /**
-     * Flushes and detaches the cache for good: at the end of a scoped task, or from the Cleaner after
-     * the owner thread ended. Nothing is flushed into a closed pool, or into one that is gone. Returns
-     * whether this call released it (false when another had).
+     * Flushes and detaches the cache for good: from the Cleaner or the decay task after the owner
+     * thread ended. Nothing is flushed into a closed pool, or into one that is gone. Returns whether
+     * this call released it (false when another had).
      */
     boolean release() {
         if (!RELEASED.compareAndSet(this, false, true)) {
             return false;
         }
         PoolCore pool = this.pool.get();
-        if (pool == null) {
-            return true;
+        if (pool != null) {
+            giveBackAll(pool);
+            pool.caches.detach(this);
         }
+        return true;
+    }
+
+    /**
+     * The end of a scoped cache's task: gives back every entry (nothing into a closed pool) and leaves
+     * the cache without owner, parked until {@link #reuse} hands it to the next task.
+     */
+    void park() {
+        PoolCore pool = this.pool.get();
+        if (pool != null) {
+            giveBackAll(pool);
+        }
+        owner = null;
+    }
+
+    /** Whether this is a scoped cache no task holds now ({@link #park}); read racily by metrics. */
+    boolean parked() {
+        return scoped && owner == null;
+    }
+
+    private void giveBackAll(PoolCore pool) {
         if (pool.lifecycle.isOpen()) {
             long bytes = PoolEvents.cacheReleasedEnabled() ? cachedBytes() : 0; // a walk of every stack
             flush();
             PoolEvents.cacheReleased(pool.name, owner, bytes);
         }
-        pool.caches.detach(this);
-        return true;
     }
 
-    /** Claims an unclaimed shared stripe for the calling thread: one compare-and-set. */
-    boolean tryClaim(Thread thread) {
-        return owner == null && OWNER.compareAndSet(this, (Thread) null, thread);
+    /**
+     * Claims an unclaimed shared stripe: one compare-and-set of {@link #claimed}, an int, so that
+     * neither the claim nor {@link #unclaim} pays for the garbage collector's reference barriers.
+     */
+    boolean tryClaim() {
+        return claimed == 0 && CLAIMED.compareAndSet(this, 0, 1);
     }
 
     /** Gives a claimed stripe back; its stacks' changes happen-before the next claim. */
     void unclaim() {
-        OWNER.setRelease(this, (Thread) null);
+        CLAIMED.setRelease(this, 0);
     }
 
-    /** Makes a released, empty scoped cache usable again, for {@code owner}. */
+    /** Makes a parked, empty scoped cache usable again, for {@code owner}. */
     void reuse(Thread owner) {
         this.owner = owner;
-        RELEASED.setRelease(this, false);
     }
 
     // ---- figures, read from any thread ----
 
     long cachedBytes() {
         long bytes = 0;
-        for (Stack stack : stacks) {
-            bytes += (long) stack.size * stack.elementSize;
+        int n = Math.min(madeCount, made.length);
+        for (int i = 0; i < n; i++) {
+            Stack stack = made[i]; // null when its owner's write is not visible yet
+            if (stack != null) {
+                bytes += (long) stack.size * stack.elementSize;
+            }
         }
         return bytes;
     }

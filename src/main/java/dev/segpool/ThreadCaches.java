@@ -22,14 +22,24 @@ import java.util.concurrent.atomic.LongAdder;
  * every cache not released yet, for metrics, the decay task and close; it is a concurrent set.
  * {@link #scopedBindings} is written plainly by a binding thread before it binds, and every thread that
  * can see that binding was started after the write, so a pool that never binds skips the probe.
- * Released scoped caches are kept, empty, in {@link #idle} for the next task: a slot is taken with
- * {@code getAndSet(null)} and filled with {@code compareAndSet(null, cache)}, so each cache has one
- * user at a time. Stripes are made on the first claim (a thread that finds a claimed stripe tries the
- * next few, then uses the arena); the decay task trims them while unclaimed, {@code trim()} empties them.
+ * A scoped cache whose task ended is flushed and parked, empty and without owner, in {@link #idle} for
+ * the next task: a slot is taken with {@code getAndSet(null)} and filled with
+ * {@code compareAndSet(null, cache)}, so each cache has one user at a time. A parked cache stays in
+ * {@link #live} and bound to its arena, keeping its figures, so that a task pays for no set or counter
+ * updates on lines every carrier writes; it is counted as a thread's cache only while a task holds it
+ * ({@link PoolThreadCache#parked}). One that finds no free slot is detached. Stripes are made on the
+ * first claim (a thread that finds a claimed stripe tries the next few, then uses the arena); the
+ * decay task trims them while unclaimed, {@code trim()} empties them.
  */
 final class ThreadCaches {
     private static final Cleaner CLEANER = Cleaner.create();
-    private static final int IDLE_SLOTS = 2 * Runtime.getRuntime().availableProcessors();
+    /** Slots of {@link #idle}: a power of two, at least twice the processors. */
+    private static final int IDLE_SLOTS = Integer.highestOneBit(2 * Runtime.getRuntime().availableProcessors() - 1) << 1;
+    /**
+     * Elements of {@link #idle} between two slots, a cache line's worth of references, so that tasks on
+     * different carriers taking and parking caches do not write one line.
+     */
+    private static final int IDLE_STRIDE = 16;
     private static final VarHandle RECENT = MethodHandles.arrayElementVarHandle(PoolThreadCache[].class);
     /** Slots of {@link #recent}: a power of two. */
     private static final int RECENT_SLOTS = 256;
@@ -53,7 +63,7 @@ final class ThreadCaches {
     private final ScopedValue<PoolThreadCache> scoped = ScopedValue.newInstance();
     private boolean scopedBindings;
     private final Set<PoolThreadCache> live = ConcurrentHashMap.newKeySet();
-    private final AtomicReferenceArray<PoolThreadCache> idle = new AtomicReferenceArray<>(IDLE_SLOTS);
+    private final AtomicReferenceArray<PoolThreadCache> idle = new AtomicReferenceArray<>(IDLE_SLOTS * IDLE_STRIDE);
     /** Shared stripes for virtual threads without a binding; made on first use. */
     private volatile PoolThreadCache[] stripes;
     private static final int STRIPE_PROBES = 3;
@@ -112,6 +122,15 @@ final class ThreadCaches {
         return holder.cache;
     }
 
+    /**
+     * The calling thread's cache if it has one, else for a virtual thread a shared stripe claimed for
+     * one operation ({@link #claimStripe}), which the caller gives back; null when it gets neither.
+     */
+    PoolThreadCache currentOrStripe() {
+        PoolThreadCache cache = current();
+        return cache != null ? cache : claimStripe();
+    }
+
     /** The calling thread's cache, created on first use for platform threads; null when the thread gets none. */
     PoolThreadCache currentOrCreate() {
         PoolThreadCache cache = current();
@@ -137,38 +156,41 @@ final class ThreadCaches {
     }
 
     /**
-     * Runs {@code task} with a cache bound to the calling thread, and releases the cache when the task
-     * ends; inside a task already bound for this thread (or with caching off), just runs it. The cache
-     * is an idle one when there is one: only its structure is reused, never its contents.
+     * Runs {@code task} with a cache bound to the calling thread, and flushes and parks the cache when
+     * the task ends; inside a task already bound for this thread (or with caching off), just runs it.
+     * The cache is a parked one when there is one: only its structure is reused, never its contents.
      */
     <T, X extends Throwable> T callBound(ScopedValue.CallableOp<T, X> task) throws X {
         if (!config.enabled() || scopedBindings && scoped.isBound() && scopedIfOwned() != null) {
             return task.call();
         }
-        PoolThreadCache cache = takeIdle();
+        Thread thread = Thread.currentThread();
+        PoolThreadCache cache = takeIdle(thread);
         if (cache == null) {
-            cache = attach(Thread.currentThread(), true, true);
+            cache = attach(thread, true, true);
         }
-        scopedBindings = true;
+        if (!scopedBindings) { // written once: every allocate and free reads it
+            scopedBindings = true;
+        }
         try {
             return ScopedValue.where(scoped, cache).call(task);
         } finally {
-            if (cache.release()) {
-                putIdle(cache);
+            cache.park();
+            if (!putIdle(thread, cache)) {
+                detach(cache);
             }
         }
     }
 
-    private PoolThreadCache takeIdle() {
-        int start = (int) (Thread.currentThread().threadId() % IDLE_SLOTS);
+    /** A parked cache, now owned by {@code thread}; null when no slot holds one. */
+    private PoolThreadCache takeIdle(Thread thread) {
+        int start = (int) thread.threadId();
         for (int i = 0; i < IDLE_SLOTS; i++) {
-            int slot = (start + i) % IDLE_SLOTS;
+            int slot = ((start + i) & (IDLE_SLOTS - 1)) * IDLE_STRIDE;
             if (idle.getPlain(slot) != null) {
                 PoolThreadCache cache = idle.getAndSet(slot, null);
                 if (cache != null) {
-                    cache.reuse(Thread.currentThread());
-                    live.add(cache);
-                    cache.arena.boundCaches.incrementAndGet();
+                    cache.reuse(thread);
                     return cache;
                 }
             }
@@ -176,16 +198,30 @@ final class ThreadCaches {
         return null;
     }
 
-    private void putIdle(PoolThreadCache cache) {
+    /** Parks {@code cache} (flushed, without owner) in a free slot; false when none is free or the pool is closing. */
+    private boolean putIdle(Thread thread, PoolThreadCache cache) {
         if (!pool.lifecycle.isOpen()) {
-            return;
+            return false;
         }
-        int start = (int) (Thread.currentThread().threadId() % IDLE_SLOTS);
+        int start = (int) thread.threadId();
         for (int i = 0; i < IDLE_SLOTS; i++) {
-            if (idle.compareAndSet((start + i) % IDLE_SLOTS, null, cache)) {
-                return;
+            if (idle.compareAndSet(((start + i) & (IDLE_SLOTS - 1)) * IDLE_STRIDE, null, cache)) {
+                return true;
             }
         }
+        return false;
+    }
+
+    /** Parked caches bound to {@code arena}: they count in its {@code boundCaches}, but no thread holds them. */
+    int parkedIn(PoolArena arena) {
+        int parked = 0;
+        for (int i = 0; i < IDLE_SLOTS; i++) {
+            PoolThreadCache cache = idle.get(i * IDLE_STRIDE);
+            if (cache != null && cache.arena == arena) {
+                parked++;
+            }
+        }
+        return parked;
     }
 
     private PoolThreadCache newThreadLocalCache() {
@@ -218,29 +254,47 @@ final class ThreadCaches {
     /**
      * A stripe claimed for the calling virtual thread, or null (a platform thread, caching off, or
      * every probed stripe busy). The caller gives it back with {@link PoolThreadCache#unclaim()}.
+     * The first probe is all a virtual thread's fast path compiles; the others are a call
+     * ({@link #claimStripe(PoolThreadCache[], Thread, int)}), which keeps that path small enough to inline.
      */
     PoolThreadCache claimStripe() {
         Thread thread = Thread.currentThread();
-        if (!thread.isVirtual() || !config.enabled()) {
-            return null;
-        }
         PoolThreadCache[] s = stripes;
-        if (s == null) {
-            s = makeStripes();
+        if (s == null || !thread.isVirtual()) {
+            return s == null && thread.isVirtual() && config.enabled() ? claimStripe(makeStripes(), thread, 0) : null;
         }
+        PoolThreadCache stripe = s[(int) thread.threadId() & (s.length - 1)];
+        return stripe.tryClaim() ? stripe : claimStripe(s, thread, 1);
+    }
+
+    /** Probes {@code from} to {@code STRIPE_PROBES - 1} of {@code thread} in {@code s}: the first it claims, or null. */
+    private static PoolThreadCache claimStripe(PoolThreadCache[] s, Thread thread, int from) {
         int start = (int) thread.threadId();
-        for (int i = 0; i < STRIPE_PROBES; i++) {
+        for (int i = from; i < STRIPE_PROBES; i++) {
             PoolThreadCache stripe = s[(start + i) & (s.length - 1)];
-            if (stripe.tryClaim(thread)) {
+            if (stripe.tryClaim()) {
                 return stripe;
             }
         }
         return null;
     }
 
+    /**
+     * As {@link #claimStripe}, when the stripe holds a unit of class {@code sizeIndex}; else null (a
+     * claimed stripe that lacks the class is given back: its refill is for the rare path).
+     */
+    PoolThreadCache claimStripeWith(int sizeIndex) {
+        PoolThreadCache stripe = claimStripe();
+        if (stripe != null && !stripe.has(sizeIndex)) {
+            stripe.unclaim();
+            return null;
+        }
+        return stripe;
+    }
+
     private synchronized PoolThreadCache[] makeStripes() {
         if (stripes == null) {
-            PoolThreadCache[] s = new PoolThreadCache[Integer.highestOneBit(IDLE_SLOTS - 1) << 1];
+            PoolThreadCache[] s = new PoolThreadCache[IDLE_SLOTS];
             for (int i = 0; i < s.length; i++) {
                 s[i] = new PoolThreadCache(pool, arenas[i % arenas.length], null, config, true, true);
             }
@@ -258,9 +312,8 @@ final class ThreadCaches {
         if (s == null) {
             return;
         }
-        Thread thread = Thread.currentThread();
         for (PoolThreadCache stripe : s) {
-            if (stripe.tryClaim(thread)) {
+            if (stripe.tryClaim()) {
                 try {
                     action.accept(stripe);
                 } finally {
@@ -310,11 +363,14 @@ final class ThreadCaches {
             detach(cache);
         }
         for (int i = 0; i < IDLE_SLOTS; i++) {
-            idle.set(i, null);
+            idle.set(i * IDLE_STRIDE, null);
         }
     }
 
-    /** Live caches (shared stripes not counted as caches) and their figures, read without stopping their owners. */
+    /**
+     * Caches a thread holds (shared stripes and parked caches not counted as caches) and the figures of
+     * all, read without stopping their owners.
+     */
     record Totals(int caches, long cachedBytes, long hits, long misses, long openArenas) {}
 
     Totals totals() {
@@ -324,7 +380,9 @@ final class ThreadCaches {
         long misses = retiredMisses.sum();
         long arenas = arenasOpened.sum() - arenasClosed.sum();
         for (PoolThreadCache cache : live) {
-            caches++;
+            if (!cache.parked()) {
+                caches++;
+            }
             cached += cache.cachedBytes();
             hits += cache.hits();
             misses += cache.misses();

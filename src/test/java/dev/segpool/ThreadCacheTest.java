@@ -413,6 +413,28 @@ class ThreadCacheTest {
     }
 
     @Test
+    void scopedTasks_oneAfterAnother_reuseOneParkedCache_countedOnlyWhileATaskHoldsIt() throws InterruptedException {
+        try (SegmentPool pool = smallPool().threadLocalCaches(false).arenas(1).build()) {
+            onNewThread(() -> {
+                for (int task = 1; task <= 3; task++) {
+                    pool.runWithThreadCache(() -> {
+                        pool.free(pool.allocate(64));
+                        PoolMetrics inside = pool.metrics();
+                        assertEquals(1, inside.threadCaches());
+                        assertEquals(1, inside.arenas().get(0).threadCaches());
+                    });
+                    PoolMetrics after = pool.metrics();
+                    assertEquals(0, after.threadCaches(), "a parked cache is no thread's cache");
+                    assertEquals(0, after.arenas().get(0).threadCaches(), "nor counted in its arena's figures");
+                    assertEquals(0, after.cachedBytes(), "the task's end flushed it");
+                    assertEquals(1, pool.arenas()[0].boundCaches.get(), "one cache, parked, serves every task");
+                    assertEquals(task, after.cacheHits() + after.cacheMisses(), "its figures carry over");
+                }
+            });
+        }
+    }
+
+    @Test
     void callWithThreadCache_returnsTheResult_andFlushesTheCache() throws Exception {
         try (SegmentPool pool = smallPool().build()) {
             Thread.ofVirtual().start(() -> {
