@@ -85,6 +85,25 @@ public class VirtualThreadsBenchmark {
                 executor.execute(task);
             }
         } // close() waits for every task
+        return results();
+    }
+
+    /**
+     * The same tasks run one after another on one virtual thread: the score is what each task costs
+     * the allocator (a binding, a refill, a flush, the stripe claims) without a thread start per task
+     * and without the scheduler's noise; with one thread, no claim meets another carrier.
+     */
+    @Benchmark
+    public long sequentialTasks() throws InterruptedException {
+        Thread.ofVirtual().start(() -> {
+            for (Runnable task : tasks) {
+                task.run();
+            }
+        }).join();
+        return results();
+    }
+
+    private long results() {
         if (failure != null) {
             throw new IllegalStateException("a task failed", failure);
         }
