@@ -347,7 +347,7 @@ final class PoolCore {
         if (subpage != null) {
             int sizeIndex = subpage.sizeIndex;
             int elementSize = subpage.elementSize;
-            PoolThreadCache.Stack stack = target != null ? target.stackFor(sizeIndex) : null;
+            CacheStack stack = target != null ? target.stackFor(sizeIndex) : null;
             long handle = chunk.claimElement(subpage, address, state, owner);
             return handle == Handle.NONE ? -1 : keptBytes(chunk, handle, sizeIndex, elementSize, state, target, stack);
         }
@@ -363,7 +363,7 @@ final class PoolCore {
      * the stack of that class which the caller looked up ahead, or null to look it up now.
      */
     private long keptBytes(PoolChunk chunk, long handle, int sizeIndex, long bytes, byte state, PoolThreadCache cache,
-                           PoolThreadCache.Stack stack) {
+                           CacheStack stack) {
         if (state != UnitState.ARENA || lifecycle.isOpen()) {
             giveBackTo(cache, stack, chunk, handle, sizeIndex);
         }
@@ -372,12 +372,13 @@ final class PoolCore {
 
     /** A claimed unit goes to the calling thread's cache (or a stripe it claims for this), or to its arena. */
     void giveBack(PoolChunk chunk, long handle) {
-        PoolThreadCache target = caches.currentOrStripe();
+        PoolThreadCache cache = caches.current();
+        PoolThreadCache stripe = cache == null ? caches.claimStripe() : null;
         try {
-            giveBackTo(target, null, chunk, handle, chunk.sizeIndex(handle));
+            giveBackTo(cache != null ? cache : stripe, null, chunk, handle, chunk.sizeIndex(handle));
         } finally {
-            if (target != null && target.shared) {
-                target.unclaim();
+            if (stripe != null) {
+                stripe.unclaim();
             }
         }
     }
@@ -387,7 +388,7 @@ final class PoolCore {
      * when it has none), onto {@code stack} when the caller looked that class's stack up ahead (else
      * null), or to its arena.
      */
-    private void giveBackTo(PoolThreadCache cache, PoolThreadCache.Stack stack, PoolChunk chunk, long handle,
+    private void giveBackTo(PoolThreadCache cache, CacheStack stack, PoolChunk chunk, long handle,
                             int sizeIndex) {
         if (cache == null) {
             giveBackShared(chunk, handle, sizeIndex);
@@ -520,8 +521,8 @@ final class PoolCore {
      * null when the cache cannot hold a block now (the memory limit, no room in its byte budget, or the
      * pool closing): the caller then takes the rare path.
      */
-    PoolThreadCache.Stack arenaBlocks(PoolThreadCache cache) {
-        PoolThreadCache.Stack blocks = cache.stackWithUnits(arenaBlockClass);
+    CacheStack arenaBlocks(PoolThreadCache cache) {
+        CacheStack blocks = cache.stackWithUnits(arenaBlockClass);
         if (blocks == null && fastPaths && prepared(cache, arenaBlockClass)) {
             blocks = cache.stackWithUnits(arenaBlockClass);
         }
@@ -547,7 +548,7 @@ final class PoolCore {
      * address. When the claim fails, the closing pool orphaned the block (it kept the chunk for it).
      */
     void giveBackArenaBlock(PoolChunk chunk, long handle, long address, PoolThreadCache cache) {
-        PoolThreadCache.Stack stack = cache.stackFor(arenaBlockClass); // before the claim, as claimToCache does
+        CacheStack stack = cache.stackFor(arenaBlockClass); // before the claim, as claimToCache does
         if (chunk.claimHeld(handle, UnitState.ARENA)) {
             keptBytes(chunk, handle, arenaBlockClass, ScratchArena.BLOCK_SIZE, UnitState.ARENA, cache, stack);
         } else {

@@ -24,12 +24,12 @@ import java.util.Arrays;
  *
  * <p>A free goes into the freeing thread's cache (as jemalloc's tcache does); a full stack gives its
  * older half back to the arenas in one pass. A miss refills the stack under one lock; a scoped cache's
- * batch starts at one unit and doubles at each miss (up to {@link Stack#maxRefill}), so a short task
- * does not take and give back units it never uses. Every {@code trimInterval} allocations, the entries
+ * batch starts at one unit and doubles at each miss (up to {@link CacheStack#maxRefill}), so a short
+ * task does not take and give back units it never uses. Every {@code trimInterval} allocations, the entries
  * that no allocation reached since the last trim (below the stack's low-water mark) go back.
  *
- * <p>Byte budget: each stack may hold {@link Stack#capacity} entries, and the capacities of all stacks,
- * in bytes, add up to at most {@code maxCachedBytes} ({@link #grantedBytes}), so the cache never holds
+ * <p>Byte budget: each stack may hold {@link CacheStack#capacity} entries, and the capacities of all
+ * stacks, in bytes, add up to at most {@code maxCachedBytes} ({@link #grantedBytes}), so the cache never holds
  * more than that whatever its thread frees. The fast paths only compare a stack's size with its
  * capacity, as they always did; capacities change on the rare paths alone: a new stack gets one
  * refill's worth, a full stack doubles while the budget allows ({@link #pushSlow}) and otherwise gives
@@ -50,61 +50,8 @@ final class PoolThreadCache {
         }
     }
 
-    /** The cached units of one size class. */
-    static final class Stack {
-        final int sizeIndex;
-        final int elementSize;
-        /**
-         * Entries the stack may hold now: at most its arrays' length, and within the cache's byte
-         * budget (see {@link PoolThreadCache#grantedBytes}). Changed on the rare paths only.
-         */
-        int capacity;
-        /** The capacity a stack starts with and trims return to: one refill's worth, at least one entry. */
-        final int baseCapacity;
-        final int maxRefill;
-        final PoolChunk[] chunks;
-        final long[] handles;
-        int size;
-        /** Lowest {@link #size} since the last trim: entries below it went unused. */
-        int lowWater;
-        /** Units the next refill takes. */
-        int refill;
-
-        /** The chunk of the entry {@link #take} takes next; the stack is not empty. */
-        PoolChunk topChunk() {
-            return chunks[size - 1];
-        }
-
-        /** The handle of the entry {@link #take} takes next; the stack is not empty. */
-        long topHandle() {
-            return handles[size - 1];
-        }
-
-        /**
-         * Takes the top entry off the stack (not empty), keeping {@link #lowWater}; returns its index in
-         * {@link #chunks} and {@link #handles}, which the caller reads before anything is pushed.
-         */
-        int take() {
-            int n = size - 1;
-            size = n;
-            lowWater = Math.min(lowWater, n);
-            return n;
-        }
-
-        /** A stack of {@code maxCapacity} entries at most, with no capacity granted yet. */
-        Stack(int sizeIndex, int elementSize, int maxCapacity, int maxRefill, int firstRefill) {
-            this.sizeIndex = sizeIndex;
-            this.elementSize = elementSize;
-            this.baseCapacity = Math.min(maxCapacity, Math.max(1, maxRefill));
-            this.maxRefill = maxRefill;
-            this.refill = firstRefill;
-            this.chunks = new PoolChunk[maxCapacity];
-            this.handles = new long[maxCapacity];
-        }
-    }
-
     /** Stands for every stack not made yet: empty and full at once, so pop and push take their rare paths. */
-    private static final Stack NONE = new Stack(-1, 0, 0, 0, 0);
+    private static final CacheStack NONE = new CacheStack(-1, 0, 0, 0, 0);
 
     /** At most this many bytes of one small class are taken from the arena in one refill. */
     private static final int REFILL_BYTES = 64 * 1024;
@@ -137,13 +84,13 @@ final class PoolThreadCache {
     /** 1 while a thread holds this shared stripe ({@link #tryClaim}), else 0; stripes only. */
     @SuppressWarnings("unused")
     private int claimed;
-    private final Stack[] stacks;
+    private final CacheStack[] stacks;
     /**
      * The stacks made so far, in the order they were made ({@code made[0..madeCount)}): what the trim,
      * the flush and the budget walk, so that a cache that serves a few classes does not visit every
      * class. Owner only; metrics read it racily.
      */
-    private final Stack[] made;
+    private final CacheStack[] made;
     private int madeCount;
     /**
      * The bytes the stacks' capacities add up to ({@code capacity * elementSize} over all stacks),
@@ -175,9 +122,9 @@ final class PoolThreadCache {
         this.scoped = scoped;
         this.shared = owner == null;
         this.untilTrim = config.trimInterval();
-        this.stacks = new Stack[sizeClasses.classes()];
+        this.stacks = new CacheStack[sizeClasses.classes()];
         Arrays.fill(stacks, NONE);
-        this.made = new Stack[stacks.length];
+        this.made = new CacheStack[stacks.length];
     }
 
     /** The cache settings of a pool; {@code maxCachedBytes} bounds what one cache holds, in bytes. */
@@ -203,7 +150,7 @@ final class PoolThreadCache {
      * once the unit is off its stack.
      */
     MemorySegment pop(int sizeIndex, long byteSize, byte state, MemoryBudget owner) {
-        final Stack stack = stacks[sizeIndex];
+        final CacheStack stack = stacks[sizeIndex];
         final int n = stack.take();
         PoolChunk chunk = stack.chunks[n];
         long handle = stack.handles[n];
@@ -217,8 +164,8 @@ final class PoolThreadCache {
     }
 
     /** The stack of class {@code sizeIndex} when it holds a unit now; else null (also when not made yet). */
-    Stack stackWithUnits(int sizeIndex) {
-        Stack stack = stacks[sizeIndex];
+    CacheStack stackWithUnits(int sizeIndex) {
+        CacheStack stack = stacks[sizeIndex];
         return stack.size > 0 ? stack : null;
     }
 
@@ -229,7 +176,7 @@ final class PoolThreadCache {
      * trim: its block comes back when the arena closes, and leaving the trim's call out keeps the
      * opening small enough to inline.
      */
-    MemorySegment popArenaBlock(Stack stack, Arena scope) {
+    MemorySegment popArenaBlock(CacheStack stack, Arena scope) {
         int n = stack.take();
         return stack.chunks[n].handArenaBlock(stack.handles[n], stack.elementSize, scope);
     }
@@ -240,15 +187,15 @@ final class PoolThreadCache {
     }
 
     /**
-     * The stack {@link #push(Stack, PoolChunk, long, int)} of class {@code sizeIndex} takes, looked up
-     * ahead: a free reads it before its claim's atomic write, so that the load does not wait for it.
+     * The stack {@link #push(CacheStack, PoolChunk, long, int)} of class {@code sizeIndex} takes, looked
+     * up ahead: a free reads it before its claim's atomic write, so that the load does not wait for it.
      */
-    Stack stackFor(int sizeIndex) {
+    CacheStack stackFor(int sizeIndex) {
         return stacks[sizeIndex];
     }
 
     /** As {@link #push(PoolChunk, long, int)}, onto {@code stack}, which {@link #stackFor} returned for {@code sizeIndex}. */
-    boolean push(Stack stack, PoolChunk chunk, long handle, int sizeIndex) {
+    boolean push(CacheStack stack, PoolChunk chunk, long handle, int sizeIndex) {
         if (stack.size == stack.capacity) {
             return pushSlow(chunk, handle, sizeIndex);
         }
@@ -267,7 +214,7 @@ final class PoolThreadCache {
      * its byte budget for it now (the caller then takes the arena's path).
      */
     boolean prepare(int sizeIndex) {
-        Stack stack = stack(sizeIndex);
+        CacheStack stack = stack(sizeIndex);
         if (stack == null) {
             return false;
         }
@@ -280,7 +227,7 @@ final class PoolThreadCache {
         return true;
     }
 
-    private void refill(Stack stack) {
+    private void refill(CacheStack stack) {
         int n = arena.fill(stack.sizeIndex, stack.chunks, stack.handles, 0, Math.min(stack.refill, stack.capacity));
         stack.size = n;
         stack.lowWater = 0;
@@ -294,7 +241,7 @@ final class PoolThreadCache {
      * does not hold the class, or its budget cannot hold one unit of it.
      */
     private boolean pushSlow(PoolChunk chunk, long handle, int sizeIndex) {
-        Stack stack = stack(sizeIndex);
+        CacheStack stack = stack(sizeIndex);
         if (stack == null) {
             return false;
         }
@@ -312,13 +259,13 @@ final class PoolThreadCache {
      * is short, the capacity other stacks do not use goes back to it first; then, if {@code evict} (the
      * stack holds nothing), the fullest stack gives back its older half. Returns whether it rose.
      */
-    private boolean makeRoom(Stack stack, int entries, boolean evict) {
+    private boolean makeRoom(CacheStack stack, int entries, boolean evict) {
         if (grant(stack, entries)) {
             return true;
         }
-        Stack fullest = null;
+        CacheStack fullest = null;
         for (int i = 0; i < madeCount; i++) {
-            Stack other = made[i];
+            CacheStack other = made[i];
             shrinkTo(other, other.size);
             if (other != stack && (fullest == null
                     || (long) other.size * other.elementSize > (long) fullest.size * fullest.elementSize)) {
@@ -340,7 +287,7 @@ final class PoolThreadCache {
      * Raises {@code stack}'s capacity by up to {@code entries}, as far as its arrays and the byte
      * budget allow; returns whether it rose.
      */
-    private boolean grant(Stack stack, int entries) {
+    private boolean grant(CacheStack stack, int entries) {
         long room = (config.maxCachedBytes() - grantedBytes) / stack.elementSize;
         int granted = (int) Math.min(Math.min(entries, room), stack.chunks.length - stack.capacity);
         if (granted <= 0) {
@@ -352,12 +299,12 @@ final class PoolThreadCache {
     }
 
     /** Lowers {@code stack}'s capacity to its first grant, or to its size if it holds more. */
-    private void shrinkToBase(Stack stack) {
+    private void shrinkToBase(CacheStack stack) {
         shrinkTo(stack, Math.max(stack.baseCapacity, stack.size));
     }
 
     /** Lowers {@code stack}'s capacity to {@code capacity} (at least its size), giving the bytes back to the budget. */
-    private void shrinkTo(Stack stack, int capacity) {
+    private void shrinkTo(CacheStack stack, int capacity) {
         assert capacity >= stack.size;
         if (capacity < stack.capacity) {
             grantedBytes -= (long) (stack.capacity - capacity) * stack.elementSize;
@@ -366,8 +313,8 @@ final class PoolThreadCache {
     }
 
     /** The stack of class {@code sizeIndex}, made on first use; null when the class is not cached. */
-    private Stack stack(int sizeIndex) {
-        Stack stack = stacks[sizeIndex];
+    private CacheStack stack(int sizeIndex) {
+        CacheStack stack = stacks[sizeIndex];
         if (stack != NONE) {
             return stack;
         }
@@ -381,7 +328,7 @@ final class PoolThreadCache {
             return null;
         }
         int maxRefill = small ? Math.max(1, Math.min(capacity / 2, Math.min(MAX_REFILL, REFILL_BYTES / size))) : 1;
-        stack = new Stack(sizeIndex, size, capacity, maxRefill, firstRefill(maxRefill));
+        stack = new CacheStack(sizeIndex, size, capacity, maxRefill, firstRefill(maxRefill));
         grant(stack, stack.baseCapacity);
         stacks[sizeIndex] = stack;
         made[madeCount++] = stack;
@@ -401,7 +348,7 @@ final class PoolThreadCache {
         untilTrim = config.trimInterval();
         trims++;
         for (int i = 0; i < madeCount; i++) {
-            Stack stack = made[i];
+            CacheStack stack = made[i];
             giveBack(stack, stack.lowWater);
             stack.lowWater = stack.size;
             shrinkToBase(stack);
@@ -412,7 +359,7 @@ final class PoolThreadCache {
     boolean flush() {
         boolean any = false;
         for (int i = 0; i < madeCount; i++) {
-            Stack stack = made[i];
+            CacheStack stack = made[i];
             if (stack.size > 0) {
                 any = true;
                 giveBack(stack, stack.size);
@@ -425,17 +372,12 @@ final class PoolThreadCache {
     }
 
     /** Gives the {@code n} oldest entries (the bottom of the stack) back to their arenas. */
-    private void giveBack(Stack stack, int n) {
+    private void giveBack(CacheStack stack, int n) {
         if (n <= 0) {
             return;
         }
         PoolArena.freeAll(stack.sizeIndex, stack.chunks, stack.handles, 0, n);
-        int left = stack.size - n;
-        System.arraycopy(stack.chunks, n, stack.chunks, 0, left);
-        System.arraycopy(stack.handles, n, stack.handles, 0, left);
-        Arrays.fill(stack.chunks, left, stack.size, null);
-        stack.size = left;
-        stack.lowWater = Math.max(0, stack.lowWater - n);
+        stack.dropOldest(n);
     }
 
     /**
@@ -504,7 +446,7 @@ final class PoolThreadCache {
         long bytes = 0;
         int n = Math.min(madeCount, made.length);
         for (int i = 0; i < n; i++) {
-            Stack stack = made[i]; // null when its owner's write is not visible yet
+            CacheStack stack = made[i]; // null when its owner's write is not visible yet
             if (stack != null) {
                 bytes += (long) stack.size * stack.elementSize;
             }

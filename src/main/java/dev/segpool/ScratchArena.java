@@ -81,7 +81,7 @@ final class ScratchArena implements Arena {
      */
     static ScratchArena openConfined(PoolCore core) {
         PoolThreadCache cache = core.caches.current();
-        PoolThreadCache.Stack blocks = cache == null | core.trackLeaks ? null : core.arenaBlocks(cache);
+        CacheStack blocks = cache == null | core.trackLeaks ? null : core.arenaBlocks(cache);
         // A branch on a value every call computes, so that the JIT sees it never taken and leaves the
         // other path out: a branch on the refill's result alone has too few samples for that, and the
         // other path's arena would merge with this one and keep it on the heap.

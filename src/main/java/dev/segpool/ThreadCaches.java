@@ -122,15 +122,6 @@ final class ThreadCaches {
         return holder.cache;
     }
 
-    /**
-     * The calling thread's cache if it has one, else for a virtual thread a shared stripe claimed for
-     * one operation ({@link #claimStripe}), which the caller gives back; null when it gets neither.
-     */
-    PoolThreadCache currentOrStripe() {
-        PoolThreadCache cache = current();
-        return cache != null ? cache : claimStripe();
-    }
-
     /** The calling thread's cache, created on first use for platform threads; null when the thread gets none. */
     PoolThreadCache currentOrCreate() {
         PoolThreadCache cache = current();
@@ -259,9 +250,12 @@ final class ThreadCaches {
      */
     PoolThreadCache claimStripe() {
         Thread thread = Thread.currentThread();
+        if (!thread.isVirtual()) {
+            return null;
+        }
         PoolThreadCache[] s = stripes;
-        if (s == null || !thread.isVirtual()) {
-            return s == null && thread.isVirtual() && config.enabled() ? claimStripe(makeStripes(), thread, 0) : null;
+        if (s == null) {
+            return config.enabled() ? claimStripe(makeStripes(), thread, 0) : null;
         }
         PoolThreadCache stripe = s[(int) thread.threadId() & (s.length - 1)];
         return stripe.tryClaim() ? stripe : claimStripe(s, thread, 1);

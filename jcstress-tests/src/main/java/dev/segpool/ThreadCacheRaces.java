@@ -190,10 +190,11 @@ public final class ThreadCacheRaces {
      * Two virtual threads at once, each started by its actor: one frees a small element x that it took
      * earlier and then allocates a, the other allocates b. Virtual threads have no cache of their own:
      * each call claims one of the pool's shared stripes (a compare-and-set of its claim field) on the
-     * fast path, refills it from the arena when empty (on the rare path), and gives it back. Property: a stripe
-     * serves one thread at a time, so a and b are different units that both keep their patterns (x's
-     * unit may come back as either, but only after its free); when both are freed, nothing is in use,
-     * the freed units sit in the stripes, no thread has a cache of its own, and the arena is consistent.
+     * fast path, refills it from the arena when empty (on the rare path), and gives it back. Property:
+     * a stripe serves one thread at a time, so a and b are different units that both keep their
+     * patterns (x's unit may come back as either, but only after its free); when both are freed,
+     * nothing is in use, the freed units sit in the stripes, no thread has a cache of its own, and the
+     * arena is consistent.
      */
     @JCStressTest
     @Outcome(id = "1, 1, 1", expect = ACCEPTABLE, desc = "a and b are different units, both intact; the pool balances")
