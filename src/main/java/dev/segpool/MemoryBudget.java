@@ -175,7 +175,7 @@ public final class MemoryBudget implements SegmentAllocator, AutoCloseable {
      */
     public void free(MemorySegment segment) {
         ensureNotClosed();
-        discharge(core.freeOwned(segment, this));
+        discharge(core.frees.freeOwned(segment, this));
     }
 
     /**

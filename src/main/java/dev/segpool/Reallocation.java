@@ -25,7 +25,7 @@ final class Reallocation {
     MemorySegment reallocate(MemorySegment segment, long newByteSize, long byteAlignment, MemoryBudget owner) {
         Objects.requireNonNull(segment, "segment");
         PoolCore.checkRequest(newByteSize, byteAlignment);
-        core.checkFreeable(segment);
+        core.frees.checkFreeable(segment);
         long address = segment.address();
         byte state = owner == null ? UnitState.LIVE : UnitState.BUDGET;
         PoolChunk chunk = core.registry.find(address);
@@ -84,7 +84,7 @@ final class Reallocation {
             }
         }
         MemorySegment moved = move(old, oldBytes, newByteSize, byteAlignment, owner, newBytes - oldBytes);
-        core.giveBack(chunk, handle);
+        core.frees.giveBack(chunk, handle);
         if (core.trackLeaks) {
             core.leaks.freed(address);
         }

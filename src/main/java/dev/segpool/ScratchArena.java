@@ -335,7 +335,7 @@ final class ScratchArena implements Arena {
 
     /** Gives back a unit that a closing pool may no longer see (state {@code ARENA}), and throws. */
     private static void giveBackAndThrow(PoolCore core, long address) {
-        core.giveBackArenaUnit(address, null);
+        core.frees.giveBackArenaUnit(address, null);
         throw Errors.closed(core.name);
     }
 
@@ -395,9 +395,9 @@ final class ScratchArena implements Arena {
             scopeArena.close(); // first: no segment of this arena is reachable when its memory is reused
         }
         if (firstChunk != null) {
-            core.giveBackArenaBlock(firstChunk, firstHandle, firstUnit, own);
+            core.frees.giveBackArenaBlock(firstChunk, firstHandle, firstUnit, own);
         } else {
-            core.giveBackArenaUnit(firstUnit, own);
+            core.frees.giveBackArenaUnit(firstUnit, own);
         }
         own.arenasClosed++;
     }
@@ -425,9 +425,9 @@ final class ScratchArena implements Arena {
         }
         PoolThreadCache own = cache != null && cache.owner == Thread.currentThread() ? cache : null;
         if (units > 0) {
-            core.giveBackArenaUnit(firstUnit, own);
+            core.frees.giveBackArenaUnit(firstUnit, own);
             for (int i = 0; i < units - 1; i++) {
-                core.giveBackArenaUnit(moreUnits[i], own);
+                core.frees.giveBackArenaUnit(moreUnits[i], own);
             }
         }
         if (watch != null) {
@@ -518,7 +518,7 @@ final class ScratchArena implements Arena {
                 }
                 done = true;
                 for (int i = 0; i < units; i++) {
-                    core.giveBackArenaUnit(addresses[i], null);
+                    core.frees.giveBackArenaUnit(addresses[i], null);
                 }
                 if (charges != null) {
                     charges.giveBack();

@@ -30,7 +30,7 @@ import org.junit.jupiter.api.Test;
  * holds its pattern after the close, by contents, and their bookkeeping is consistent); the closed
  * pool holds no native bytes once the threads are done.
  *
- * <p>What a thread may see from the closed pool, from reading {@link PoolCore}: {@code allocate},
+ * <p>What a thread may see from the closed pool, from reading {@link PoolCore} and {@link Deallocator}: {@code allocate},
  * {@code free}, {@code trim}, {@code newArena} and a pooled arena's {@code allocate} check the state
  * first and throw {@code IllegalStateException}; the JDK throws it for an access to a released chunk.
  * A free that loses the race to close gets {@code IllegalStateException} on every path but one: for
