@@ -6,7 +6,14 @@ import java.util.List;
 /**
  * Finds the chunk that holds an address in O(1) without a lock. Chunks are aligned to their size,
  * so {@code address >>> log2(chunkSize)} names at most one chunk; the key indexes an open-addressing
- * table (linear probing, at most half full).
+ * table at most half full.
+ *
+ * <p>Placement: a chunk sits at its home slot, {@code key & mask}, unless another chunk took it; then
+ * it sits on its probe chain, which starts at a multiplicative hash of the key and goes on linearly.
+ * Chunks mapped one after another have consecutive keys, so nearly all sit at home and a free finds
+ * its chunk with one load and no multiply (the multiply sat on the free's chain of dependent loads:
+ * about 2 ns of a 27 ns allocate/free pair). A key whose home slot is empty is absent, also at once.
+ * A table is built whole and never changed, so a displaced chunk's probe chain holds no gap before it.
  *
  * <p>Protocol: {@link #find} reads the volatile {@link #table} once and never writes. {@link #add}
  * and {@link #remove} are rare (a chunk allocated or released) and serialised on this object; each
@@ -24,12 +31,21 @@ final class ChunkRegistry {
         this.chunkShift = Integer.numberOfTrailingZeros(chunkSize);
     }
 
-    /** The chunk whose memory holds {@code address}, or null. */
+    /** The chunk whose memory holds {@code address}, or null. Small: on every free. */
     PoolChunk find(long address) {
         long key = address >>> chunkShift;
         PoolChunk[] t = table;
+        PoolChunk chunk = t[home(key, t.length)];
+        if (chunk == null || chunk.base >>> chunkShift == key) {
+            return chunk;
+        }
+        return findDisplaced(t, key);
+    }
+
+    /** The rest of {@link #find} when another chunk holds the home slot of {@code key}: its probe chain. */
+    private PoolChunk findDisplaced(PoolChunk[] t, long key) {
         int mask = t.length - 1;
-        for (int i = slot(key) & mask; ; i = (i + 1) & mask) {
+        for (int i = probe(key) & mask; ; i = (i + 1) & mask) {
             PoolChunk chunk = t[i];
             if (chunk == null || chunk.base >>> chunkShift == key) {
                 return chunk;
@@ -64,8 +80,17 @@ final class ChunkRegistry {
         int capacity = Math.max(MIN_TABLE, Integer.highestOneBit(Math.max(1, chunks.size())) << 2);
         PoolChunk[] t = new PoolChunk[capacity];
         int mask = capacity - 1;
+        List<PoolChunk> displaced = new ArrayList<>();
         for (PoolChunk chunk : chunks) {
-            int i = slot(chunk.base >>> chunkShift) & mask;
+            int home = home(chunk.base >>> chunkShift, capacity);
+            if (t[home] == null) {
+                t[home] = chunk;
+            } else {
+                displaced.add(chunk);
+            }
+        }
+        for (PoolChunk chunk : displaced) { // after every home placement: a chain may pass through homes
+            int i = probe(chunk.base >>> chunkShift) & mask;
             while (t[i] != null) {
                 i = (i + 1) & mask;
             }
@@ -75,7 +100,13 @@ final class ChunkRegistry {
         size = chunks.size();
     }
 
-    private static int slot(long key) {
+    /** The home slot of {@code key} in a table of {@code capacity} slots (a power of two). */
+    private static int home(long key, int capacity) {
+        return (int) key & (capacity - 1);
+    }
+
+    /** Where the probe chain of a displaced {@code key} starts (before masking). */
+    private static int probe(long key) {
         return (int) (key * 0x9E3779B97F4A7C15L >>> 32);
     }
 }

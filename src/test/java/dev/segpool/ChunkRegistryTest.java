@@ -34,6 +34,26 @@ class ChunkRegistryTest {
         assertEquals(1, registry.size());
     }
 
+    /**
+     * A chunk sits at its home slot ({@code key & mask}) unless another took it; then on its probe
+     * chain. With two chunks the table has 16 slots: keys 5, 21 and 37 share home slot 5.
+     */
+    @Test
+    void find_chunkDisplacedFromItsHomeSlot_isFound_andAnAbsentKeyWhoseHomeIsTaken_isNot() {
+        ChunkRegistry registry = new ChunkRegistry(CHUNK_SIZE);
+        PoolChunk atHome = chunkAt(5);
+        PoolChunk displaced = chunkAt(21);
+        registry.add(atHome);
+        registry.add(displaced);
+        assertSame(atHome, registry.find(atHome.base + 17));
+        assertSame(displaced, registry.find(displaced.base + CHUNK_SIZE - 1));
+        assertNull(registry.find(37L * CHUNK_SIZE), "same home slot, never added");
+        assertNull(registry.find(6L * CHUNK_SIZE), "the next slot's key, never added");
+        registry.remove(atHome);
+        assertNull(registry.find(atHome.base));
+        assertSame(displaced, registry.find(displaced.base), "at home once the other is gone");
+    }
+
     @Test
     void addAndRemove_manyChunks_includingNeighboursAndCollidingKeys_keepsLookupsExact() {
         ChunkRegistry registry = new ChunkRegistry(CHUNK_SIZE);
