@@ -1,0 +1,212 @@
+package dev.segpool.bench;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+
+/**
+ * A model, not segpool: the allocate/free pair of a layout in which each thread owns the subpages it
+ * allocates from (as mimalloc's pages), measured beside {@link PairBenchmark}'s peers to tell what
+ * that layout could reach before anyone builds it. The free keeps every check segpool's free makes:
+ * the chunk from its address (a home-slot table), the segment's scope against the chunk's, the
+ * subpage from its page, that the address starts an element inside the subpage, and one
+ * compare-and-exchange {@code LIVE -> FREE} of the element's state byte, so a bad or racing double
+ * free would still be refused. What it leaves out: every slow path (an empty bitmap word, another
+ * thread's free, refills, trims, budgets, virtual threads), so it throws where a pool would take one.
+ *
+ * <p>Allocate: the size class from a table, the thread's cache from a front table indexed by thread
+ * id and checked against its owner, the class's current subpage, the lowest set bit of its free
+ * bitmap word (cleared), a release store of {@code LIVE} into the state byte, a countdown to the
+ * periodic trim, and a slice of the chunk. Free: the checks above, then the bit set again when the
+ * calling thread owns the subpage. There is no cache stack: the subpage's bitmap is the cache.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow"})
+public class FastPathModelBenchmark {
+    private static final VarHandle STATES = MethodHandles.arrayElementVarHandle(byte[].class);
+    private static final byte FREE = 0;
+    private static final byte LIVE = 1;
+    private static final int PAGE_SHIFT = 13;
+    private static final int PAGE_SIZE = 1 << PAGE_SHIFT;
+    private static final int CHUNK_SHIFT = 22;
+    private static final int TRIM_INTERVAL = 8192;
+
+    /** One chunk: its segment, and the subpage at every page that has one. */
+    private static final class Chunk {
+        final MemorySegment segment;
+        final long base;
+        final MemorySegment.Scope scope;
+        final Subpage[] subpages = new Subpage[1 << (CHUNK_SHIFT - PAGE_SHIFT)];
+
+        Chunk(MemorySegment segment) {
+            this.segment = segment;
+            this.base = segment.address();
+            this.scope = segment.scope();
+        }
+    }
+
+    /** One page cut into elements of one size, owned by the thread that allocates from it. */
+    private static final class Subpage {
+        final Chunk chunk;
+        final long runStart;
+        final int elementSize;
+        /** {@code ceil(2^64 / elementSize)}: the index without a division. */
+        final long reciprocal;
+        final int maxElements;
+        final byte[] states;
+        /** Bit {@code i} set: element {@code i} is free. */
+        final long[] freeBits;
+        /** The lowest word of {@link #freeBits} that may have a bit set. */
+        int word;
+        final Thread owner;
+
+        Subpage(Chunk chunk, int page, int elementSize, Thread owner) {
+            this.chunk = chunk;
+            this.runStart = (long) page << PAGE_SHIFT;
+            this.elementSize = elementSize;
+            this.reciprocal = Long.divideUnsigned(-1L, elementSize) + 1;
+            this.maxElements = PAGE_SIZE / elementSize;
+            this.states = new byte[maxElements];
+            this.freeBits = new long[(maxElements + 63) >>> 6];
+            for (int i = 0; i < maxElements; i++) {
+                freeBits[i >>> 6] |= 1L << i;
+            }
+            this.owner = owner;
+            chunk.subpages[page] = this;
+        }
+    }
+
+    /** A thread's cache: its current subpage per size class. */
+    private static final class ThreadCache {
+        final Thread owner;
+        final Subpage[] current = new Subpage[64];
+        int untilTrim = TRIM_INTERVAL;
+        long trims;
+
+        ThreadCache(Thread owner) {
+            this.owner = owner;
+        }
+
+        void trim() {
+            untilTrim = TRIM_INTERVAL;
+            trims++;
+        }
+    }
+
+    /** The pool of the model: one chunk, one thread, one subpage per size class in use. */
+    private static final class ModelPool {
+        final byte[] classOfQuanta = new byte[2049];
+        volatile Chunk[] chunks = new Chunk[16];
+        final ThreadCache[] front = new ThreadCache[256];
+        volatile boolean open = true;
+
+        ModelPool() {
+            for (int i = 0; i < classOfQuanta.length; i++) {
+                classOfQuanta[i] = (byte) Math.min(63, i);
+            }
+        }
+
+        int sizeClass(long byteSize) {
+            return classOfQuanta[(int) (byteSize + 15) >>> 4];
+        }
+
+        MemorySegment allocate(long byteSize) {
+            if (byteSize >= 0 & byteSize <= 32768 && open) {
+                int sizeClass = sizeClass(byteSize);
+                Thread thread = Thread.currentThread();
+                ThreadCache cache = front[(int) thread.threadId() & 255];
+                if (cache != null && cache.owner == thread) {
+                    Subpage subpage = cache.current[sizeClass];
+                    if (subpage != null) {
+                        int w = subpage.word;
+                        long bits = subpage.freeBits[w];
+                        if (bits != 0) {
+                            int index = (w << 6) + Long.numberOfTrailingZeros(bits);
+                            subpage.freeBits[w] = bits & (bits - 1);
+                            STATES.setRelease(subpage.states, index, LIVE);
+                            if (--cache.untilTrim == 0) {
+                                cache.trim();
+                            }
+                            return subpage.chunk.segment.asSlice(subpage.runStart + (long) index * subpage.elementSize,
+                                    byteSize);
+                        }
+                    }
+                }
+            }
+            throw new UnsupportedOperationException("the model has no slow path");
+        }
+
+        void free(MemorySegment segment) {
+            long address = segment.address();
+            Chunk[] table = chunks;
+            Chunk chunk = table[(int) (address >>> CHUNK_SHIFT) & (table.length - 1)];
+            if (chunk == null || chunk.base != (address & -(1L << CHUNK_SHIFT)) || segment.scope() != chunk.scope
+                    || !open) {
+                throw new IllegalArgumentException("not a segment of this pool");
+            }
+            Subpage subpage = chunk.subpages[(int) ((address - chunk.base) >>> PAGE_SHIFT)];
+            if (subpage == null) {
+                throw new IllegalArgumentException("not a small unit");
+            }
+            long inRun = address - chunk.base - subpage.runStart;
+            int index = (int) Math.unsignedMultiplyHigh(inRun, subpage.reciprocal);
+            if (index * subpage.elementSize != inRun || index >= subpage.maxElements
+                    || (byte) STATES.compareAndExchange(subpage.states, index, LIVE, FREE) != LIVE) {
+                throw new IllegalArgumentException("not the start of a live element");
+            }
+            if (subpage.owner != Thread.currentThread()) {
+                throw new UnsupportedOperationException("the model has no remote free");
+            }
+            subpage.freeBits[index >>> 6] |= 1L << index;
+            if (index >>> 6 < subpage.word) {
+                subpage.word = index >>> 6;
+            }
+        }
+    }
+
+    @Param({"64", "256"})
+    int size;
+
+    private ModelPool pool;
+    private Arena memory;
+
+    @Setup
+    public void setUp() {
+        pool = new ModelPool();
+        memory = Arena.ofShared();
+        Chunk chunk = new Chunk(memory.allocate(1L << CHUNK_SHIFT, 1L << CHUNK_SHIFT));
+        Chunk[] table = new Chunk[16];
+        table[(int) (chunk.base >>> CHUNK_SHIFT) & (table.length - 1)] = chunk;
+        pool.chunks = table;
+        Thread thread = Thread.currentThread();
+        ThreadCache cache = new ThreadCache(thread);
+        pool.front[(int) thread.threadId() & 255] = cache;
+        cache.current[pool.sizeClass(size)] = new Subpage(chunk, 3, size, thread);
+    }
+
+    @TearDown
+    public void tearDown() {
+        memory.close();
+    }
+
+    @Benchmark
+    public long pair() {
+        MemorySegment segment = pool.allocate(size);
+        pool.free(segment);
+        return segment.address();
+    }
+}
