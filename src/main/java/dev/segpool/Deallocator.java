@@ -17,6 +17,7 @@ import java.util.Objects;
  */
 final class Deallocator {
     private final PoolCore core;
+    // The core's parts the fast paths use, kept here one load nearer (all final in PoolCore).
     private final ChunkRegistry registry;
     private final ThreadCaches caches;
     private final Lifecycle lifecycle;
@@ -39,12 +40,7 @@ final class Deallocator {
      * cache. Anything else, valid or not, goes to {@link #freeSlow}, which explains a refusal.
      */
     void free(MemorySegment segment) {
-        long address = Objects.requireNonNull(segment, "segment").address();
-        PoolChunk chunk = registry.find(address);
-        if (chunk == null || segment.scope() != chunk.scope || !core.fastPaths
-                || claimToCache(chunk, address, UnitState.LIVE, null, null) < 0) {
-            freeSlow(segment, null);
-        }
+        free(segment, UnitState.LIVE, null);
     }
 
     /**
@@ -52,10 +48,15 @@ final class Deallocator {
      * holds; returns the bytes the unit reserved, which the budget then gives back.
      */
     long freeOwned(MemorySegment segment, MemoryBudget owner) {
+        return free(segment, UnitState.BUDGET, owner);
+    }
+
+    /** {@link #free} ({@code LIVE}, no owner) and {@link #freeOwned} ({@code BUDGET}): returns the unit's bytes. */
+    private long free(MemorySegment segment, byte state, MemoryBudget owner) {
         long address = Objects.requireNonNull(segment, "segment").address();
         PoolChunk chunk = registry.find(address);
         long bytes = chunk == null || segment.scope() != chunk.scope || !core.fastPaths ? -1
-                : claimToCache(chunk, address, UnitState.BUDGET, owner, null);
+                : claimToCache(chunk, address, state, owner, null);
         return bytes >= 0 ? bytes : freeSlow(segment, owner);
     }
 
