@@ -31,6 +31,11 @@ import org.openjdk.jmh.annotations.TearDown;
  * bitmap word (cleared), a release store of {@code LIVE} into the state byte, a countdown to the
  * periodic trim, and a slice of the chunk. Free: the checks above, then the bit set again when the
  * calling thread owns the subpage. There is no cache stack: the subpage's bitmap is the cache.
+ *
+ * <p>{@link #pairStacked} is the same model with segpool's cache layout instead: a stack of (chunk,
+ * handle) per class, popped and decoded on allocate, and on free the calling thread's cache looked up
+ * again and the unit pushed; everything else is the same code. The difference between the two is what
+ * the layout costs inside the model.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -73,6 +78,8 @@ public class FastPathModelBenchmark {
         /** The lowest word of {@link #freeBits} that may have a bit set. */
         int word;
         final Thread owner;
+        final int page;
+        int sizeClass;
 
         Subpage(Chunk chunk, int page, int elementSize, Thread owner) {
             this.chunk = chunk;
@@ -86,14 +93,26 @@ public class FastPathModelBenchmark {
                 freeBits[i >>> 6] |= 1L << i;
             }
             this.owner = owner;
+            this.page = page;
             chunk.subpages[page] = this;
         }
     }
 
-    /** A thread's cache: its current subpage per size class. */
+    /** A class's stack of cached units, as segpool's {@code CacheStack}: (chunk, handle) pairs. */
+    private static final class Stack {
+        final Chunk[] chunks = new Chunk[256];
+        /** Page of the subpage in the high half, element index in the low half. */
+        final long[] handles = new long[256];
+        int size;
+        int lowWater;
+        final int capacity = 256;
+    }
+
+    /** A thread's cache: its current subpage per size class, and (for the stacked pair) a stack per class. */
     private static final class ThreadCache {
         final Thread owner;
         final Subpage[] current = new Subpage[64];
+        final Stack[] stacks = new Stack[64];
         int untilTrim = TRIM_INTERVAL;
         long trims;
 
@@ -151,6 +170,67 @@ public class FastPathModelBenchmark {
         }
 
         void free(MemorySegment segment) {
+            Subpage subpage = subpageOf(segment);
+            int index = claim(subpage, segment.address());
+            if (subpage.owner != Thread.currentThread()) {
+                throw new UnsupportedOperationException("the model has no remote free");
+            }
+            subpage.freeBits[index >>> 6] |= 1L << index;
+            if (index >>> 6 < subpage.word) {
+                subpage.word = index >>> 6;
+            }
+        }
+
+        /** As {@link #allocate}, from the class's stack of the calling thread's cache. */
+        MemorySegment allocateStacked(long byteSize) {
+            if (byteSize >= 0 & byteSize <= 32768 && open) {
+                int sizeClass = sizeClass(byteSize);
+                Thread thread = Thread.currentThread();
+                ThreadCache cache = front[(int) thread.threadId() & 255];
+                if (cache != null && cache.owner == thread) {
+                    Stack stack = cache.stacks[sizeClass];
+                    if (stack.size > 0) {
+                        int n = stack.size - 1;
+                        stack.size = n;
+                        stack.lowWater = Math.min(stack.lowWater, n);
+                        Chunk chunk = stack.chunks[n];
+                        long handle = stack.handles[n];
+                        int page = (int) (handle >>> 32);
+                        int index = (int) handle;
+                        Subpage subpage = chunk.subpages[page];
+                        STATES.setRelease(subpage.states, index, LIVE);
+                        if (--cache.untilTrim == 0) {
+                            cache.trim();
+                        }
+                        return chunk.segment.asSlice(((long) page << PAGE_SHIFT) + (long) index * subpage.elementSize,
+                                byteSize);
+                    }
+                }
+            }
+            throw new UnsupportedOperationException("the model has no slow path");
+        }
+
+        /** As {@link #free}, onto the class's stack of the calling thread's cache, looked up again. */
+        void freeStacked(MemorySegment segment) {
+            Subpage subpage = subpageOf(segment);
+            int index = claim(subpage, segment.address());
+            Thread thread = Thread.currentThread();
+            ThreadCache cache = front[(int) thread.threadId() & 255];
+            if (cache == null || cache.owner != thread) {
+                throw new UnsupportedOperationException("the model has no free without a cache");
+            }
+            Stack stack = cache.stacks[subpage.sizeClass];
+            int n = stack.size;
+            if (n == stack.capacity) {
+                throw new UnsupportedOperationException("the model has no flush");
+            }
+            stack.chunks[n] = subpage.chunk;
+            stack.handles[n] = (long) subpage.page << 32 | index;
+            stack.size = n + 1;
+        }
+
+        /** The checks of segpool's free up to the element: chunk by address, scope, open pool, subpage by page. */
+        private Subpage subpageOf(MemorySegment segment) {
             long address = segment.address();
             Chunk[] table = chunks;
             Chunk chunk = table[(int) (address >>> CHUNK_SHIFT) & (table.length - 1)];
@@ -162,19 +242,18 @@ public class FastPathModelBenchmark {
             if (subpage == null) {
                 throw new IllegalArgumentException("not a small unit");
             }
-            long inRun = address - chunk.base - subpage.runStart;
+            return subpage;
+        }
+
+        /** The rest of segpool's checks (an element starts at {@code address}) and the claim {@code LIVE -> FREE}; returns its index. */
+        private static int claim(Subpage subpage, long address) {
+            long inRun = address - subpage.chunk.base - subpage.runStart;
             int index = (int) Math.unsignedMultiplyHigh(inRun, subpage.reciprocal);
             if (index * subpage.elementSize != inRun || index >= subpage.maxElements
                     || (byte) STATES.compareAndExchange(subpage.states, index, LIVE, FREE) != LIVE) {
                 throw new IllegalArgumentException("not the start of a live element");
             }
-            if (subpage.owner != Thread.currentThread()) {
-                throw new UnsupportedOperationException("the model has no remote free");
-            }
-            subpage.freeBits[index >>> 6] |= 1L << index;
-            if (index >>> 6 < subpage.word) {
-                subpage.word = index >>> 6;
-            }
+            return index;
         }
     }
 
@@ -195,7 +274,18 @@ public class FastPathModelBenchmark {
         Thread thread = Thread.currentThread();
         ThreadCache cache = new ThreadCache(thread);
         pool.front[(int) thread.threadId() & 255] = cache;
-        cache.current[pool.sizeClass(size)] = new Subpage(chunk, 3, size, thread);
+        int sizeClass = pool.sizeClass(size);
+        cache.current[sizeClass] = new Subpage(chunk, 3, size, thread);
+        cache.current[sizeClass].sizeClass = sizeClass;
+        // The stacked pair uses another subpage of the chunk, one element of which sits on the stack.
+        Subpage stacked = new Subpage(chunk, 5, size, thread);
+        stacked.sizeClass = sizeClass;
+        stacked.freeBits[0] &= ~1L;
+        Stack stack = new Stack();
+        stack.chunks[0] = chunk;
+        stack.handles[0] = 5L << 32;
+        stack.size = 1;
+        cache.stacks[sizeClass] = stack;
     }
 
     @TearDown
@@ -207,6 +297,13 @@ public class FastPathModelBenchmark {
     public long pair() {
         MemorySegment segment = pool.allocate(size);
         pool.free(segment);
+        return segment.address();
+    }
+
+    @Benchmark
+    public long pairStacked() {
+        MemorySegment segment = pool.allocateStacked(size);
+        pool.freeStacked(segment);
         return segment.address();
     }
 }
