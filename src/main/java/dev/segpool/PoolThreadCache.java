@@ -99,6 +99,12 @@ final class PoolThreadCache {
     private long grantedBytes;
     /** Allocations left until the next periodic trim. */
     private int untilTrim;
+    /**
+     * Tasks with a scoped cache of their own that the owner thread of this thread-local cache is
+     * running now ({@code runWithThreadCache} inside one another); while above 0 the front table does
+     * not answer with this cache. Owner only.
+     */
+    int bindingsAbove;
     /** Set once, by compare-and-set, by whichever of the scope's end, the Cleaner or the decay task comes first. */
     @SuppressWarnings("unused")
     private boolean released;

@@ -18,7 +18,9 @@ import java.util.concurrent.atomic.LongAdder;
  * threads neither make a cache each nor take an arena lock per operation.
  *
  * <p>Protocol: {@link #current()} hands a cache only to its owner; a thread that sees a scoped binding
- * it does not own (a {@code StructuredTaskScope} fork) gets null and uses the arena. {@link #live} holds
+ * it does not own (a {@code StructuredTaskScope} fork) gets null and uses the arena, unless it is a
+ * platform thread whose own thread-local cache sits in the front table ({@link #recent}): that one
+ * answers without a look at the binding, and the parent's cache is not touched either way. {@link #live} holds
  * every cache not released yet, for metrics, the decay task and close; it is a concurrent set.
  * {@link #scopedBindings} is written plainly by a binding thread before it binds, and every thread that
  * can see that binding was started after the write, so a pool that never binds skips the probe.
@@ -61,6 +63,11 @@ final class ThreadCaches {
      */
     private final PoolThreadCache[] recent = new PoolThreadCache[RECENT_SLOTS];
     private final ScopedValue<PoolThreadCache> scoped = ScopedValue.newInstance();
+    /**
+     * What {@link #current} reads from {@link #scoped} when the thread has no binding
+     * ({@code ScopedValue.orElse} takes no null): a cache no thread ever uses.
+     */
+    private final PoolThreadCache unbound;
     private boolean scopedBindings;
     private final Set<PoolThreadCache> live = ConcurrentHashMap.newKeySet();
     private final AtomicReferenceArray<PoolThreadCache> idle = new AtomicReferenceArray<>(IDLE_SLOTS * IDLE_STRIDE);
@@ -78,28 +85,37 @@ final class ThreadCaches {
         this.arenas = arenas;
         this.config = config;
         this.threadLocalCaches = threadLocalCaches && config.enabled();
+        this.unbound = new PoolThreadCache(pool, arenas[0], null, config, true, false);
     }
 
     /** The calling thread's cache if it has one; never creates one. Small: on every allocate and free. */
     PoolThreadCache current() {
-        if (scopedBindings) {
-            return currentScopedOrLocal();
-        }
         Thread thread = Thread.currentThread();
         PoolThreadCache cache = recent[recentSlot(thread)];
-        return cache != null && cache.owner == thread ? cache : currentLocal(thread);
+        return cache != null && cache.owner == thread && cache.bindingsAbove == 0 ? cache : currentElsewhere(thread);
+    }
+
+    /**
+     * {@link #current} of a thread whose thread-local cache is not in {@link #recent}, or which runs a
+     * task bound to a scoped cache: the bound cache if the thread owns it (a fork that inherited its
+     * parent's binding gets none), else the thread-local cache. Apart from {@code current}, so that a
+     * pool which ever bound a scoped cache still serves its other threads from the front table, with no
+     * scoped-value lookup: that lookup, a miss for a thread with no binding, is as large as the rest
+     * of the fast path, and with it on every call neither allocate nor free inlined any more.
+     */
+    private PoolThreadCache currentElsewhere(Thread thread) {
+        if (scopedBindings) {
+            PoolThreadCache bound = scoped.orElse(unbound); // one probe of the thread's scoped-value cache
+            if (bound != unbound) {
+                return bound.owner == thread ? bound : null;
+            }
+        }
+        return currentLocal(thread);
     }
 
     /** The slot of {@link #recent} that {@code thread}'s cache may take. */
     private static int recentSlot(Thread thread) {
         return (int) thread.threadId() & (RECENT_SLOTS - 1);
-    }
-
-    private PoolThreadCache currentScopedOrLocal() {
-        if (scoped.isBound()) {
-            return scopedIfOwned();
-        }
-        return currentLocal(Thread.currentThread());
     }
 
     /**
@@ -163,9 +179,18 @@ final class ThreadCaches {
         if (!scopedBindings) { // written once: every allocate and free reads it
             scopedBindings = true;
         }
+        // The thread's own cache in the front table stops answering current() while the task runs.
+        PoolThreadCache front = recent[recentSlot(thread)];
+        PoolThreadCache outer = front != null && front.owner == thread ? front : null;
+        if (outer != null) {
+            outer.bindingsAbove++;
+        }
         try {
             return ScopedValue.where(scoped, cache).call(task);
         } finally {
+            if (outer != null) {
+                outer.bindingsAbove--;
+            }
             cache.park();
             if (!putIdle(thread, cache)) {
                 detach(cache);

@@ -49,6 +49,11 @@ class FastPathAllocationGateTest {
     private static final com.sun.management.ThreadMXBean THREADS =
             (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
     private static SegmentPool pool;
+    /**
+     * A default pool on which one task ran inside {@code runWithThreadCache} first: a pool that also
+     * serves scoped tasks, whose plain calls must inline as well.
+     */
+    private static SegmentPool mixedPool;
     /** Results of the loops, kept so that the JIT cannot drop them. */
     private static volatile long sink;
     /** Where the meter check's arrays escape to. */
@@ -60,10 +65,13 @@ class FastPathAllocationGateTest {
         THREADS.setThreadAllocatedMemoryEnabled(true);
         checkTheMeter();
         pool = SegmentPool.create();
+        mixedPool = SegmentPool.create();
+        mixedPool.runWithThreadCache(() -> mixedPool.free(mixedPool.allocate(64)));
         for (int call = 0; call < WARMUP_CALLS; call++) {
             for (int size : SIZES) {
                 sink += pairs(pool, size, WARMUP_PAIRS);
             }
+            sink += pairs(mixedPool, 64, WARMUP_PAIRS);
             sink += pooledArenas(pool, WARMUP_PAIRS);
             sink += jdkArenas(WARMUP_PAIRS);
         }
@@ -73,6 +81,9 @@ class FastPathAllocationGateTest {
     static void closePool() {
         if (pool != null) {
             pool.close();
+        }
+        if (mixedPool != null) {
+            mixedPool.close();
         }
     }
 
@@ -90,6 +101,25 @@ class FastPathAllocationGateTest {
                         + " (least of %d runs of %,d pairs; the gate is < 1 byte per pair): the fast path must not"
                         + " allocate when the caller keeps only the segment's address",
                 size, perPair, MEASUREMENTS, MEASURED_PAIRS));
+    }
+
+    /**
+     * A pool that has bound a scoped cache asks each thread for its binding only off the fast path
+     * (a thread with its own cache in the front table is answered there): with the scoped-value lookup
+     * on every call, allocate and free compiled too big to inline and every pair made 40 B of garbage.
+     */
+    @Test
+    void warmPairOnAPoolThatAlsoRanAScopedTaskAllocatesNothingOnTheHeap() {
+        for (int call = 0; call < WARMUP_CALLS / 10; call++) {
+            sink += pairs(mixedPool, 64, WARMUP_PAIRS);
+        }
+        double perPair = leastBytesPer(MEASURED_PAIRS, () -> pairs(mixedPool, 64, MEASURED_PAIRS));
+        System.out.printf(Locale.ROOT, "[allocation-gate] allocate/free pair of 64 B on a pool that ran a scoped task:"
+                + " %.3f heap bytes per pair%n", perPair);
+        assertTrue(perPair < 1.0, () -> String.format(Locale.ROOT,
+                "a warm allocate(64)/free pair on a pool that once ran runWithThreadCache allocates %.2f bytes on"
+                        + " the heap per pair (least of %d runs of %,d pairs; the gate is < 1 byte per pair)",
+                perPair, MEASUREMENTS, MEASURED_PAIRS));
     }
 
     /**

@@ -413,6 +413,56 @@ class ThreadCacheTest {
     }
 
     @Test
+    void threadWithItsOwnCache_runningAScopedTask_usesTheTaskCacheInside_andItsOwnAgainAfter() throws InterruptedException {
+        try (SegmentPool pool = smallPool().build()) {
+            onNewThread(() -> {
+                pool.free(pool.allocate(64)); // the thread's own cache now holds units of 64 B
+                long ownCached = pool.metrics().cachedBytes();
+                assertTrue(ownCached >= 64);
+                pool.runWithThreadCache(() -> {
+                    pool.free(pool.allocate(256));
+                    assertTrue(pool.trimCurrentThreadCache(), "the task's cache held the 256 B unit");
+                    assertEquals(ownCached, pool.metrics().cachedBytes(), "the thread's own cache was not used");
+                });
+                assertThrows(IllegalStateException.class, () -> pool.runWithThreadCache(() -> {
+                    pool.free(pool.allocate(256));
+                    throw new IllegalStateException("the task fails");
+                }));
+                assertEquals(ownCached, pool.metrics().cachedBytes(), "both tasks' caches were flushed");
+                pool.free(pool.allocate(1024)); // the own cache again, also after a task that threw
+                assertTrue(pool.metrics().cachedBytes() >= ownCached + 1024);
+                assertEquals(0, pool.core().caches.current().bindingsAbove, "the front table answers again");
+                assertTrue(pool.trimCurrentThreadCache());
+                assertEquals(0, pool.metrics().cachedBytes());
+            });
+        }
+    }
+
+    @Test
+    void platformThreadThatInheritsAnotherThreadsBinding_neverTouchesThatCache() throws InterruptedException {
+        try (SegmentPool pool = smallPool().build()) {
+            PoolThreadCache[] parent = new PoolThreadCache[1];
+            onNewThread(() -> parent[0] = pool.attach(Thread.currentThread()));
+            onNewThread(() -> {
+                pool.free(pool.allocate(64)); // a fork with a cache of its own, in the front table
+                long before = pool.metrics().cachedBytes();
+                ScopedValue.where(pool.scopedCache(), parent[0]).run(() -> {
+                    pool.free(pool.allocate(64));
+                    pool.free(pool.allocate(2048));
+                });
+                assertEquals(0, parent[0].cachedBytes(), "the inherited binding's cache was not touched");
+                assertEquals(0, parent[0].hits() + parent[0].misses());
+                assertTrue(pool.metrics().cachedBytes() >= before + 2048, "the fork's own cache served it");
+            });
+            onNewThread(() -> {
+                ScopedValue.where(pool.scopedCache(), parent[0]).run(() -> pool.free(pool.allocate(64)));
+                assertEquals(0, parent[0].cachedBytes(), "a fork without a cache of its own uses the arena");
+            });
+            parent[0].release();
+        }
+    }
+
+    @Test
     void scopedTasks_oneAfterAnother_reuseOneParkedCache_countedOnlyWhileATaskHoldsIt() throws InterruptedException {
         try (SegmentPool pool = smallPool().threadLocalCaches(false).arenas(1).build()) {
             onNewThread(() -> {

@@ -23,7 +23,7 @@ import org.openjdk.jmh.annotations.TearDown;
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 @Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow"})
 public class PairBenchmark {
-    @Param({"segpool", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc", "malloc-segment"})
+    @Param({"segpool", "segpool-mixed", "segpool-arena", "netty-pooled", "netty-adaptive", "jdk-arena", "malloc", "malloc-segment"})
     String peer;
 
     @Param({"16", "64", "256", "1024", "4096", "16384", "32768", "65536", "1048576"})

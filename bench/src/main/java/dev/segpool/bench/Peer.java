@@ -21,6 +21,9 @@ import java.util.Locale;
  *   <li>{@code segpool-scoped}: {@code SegmentPool.create()}, with each {@link #runTask task} run inside
  *       {@code pool.runWithThreadCache(...)}: the scoped cache virtual threads can use (virtual-thread
  *       benchmark only; outside a task it is {@code segpool});</li>
+ *   <li>{@code segpool-mixed}: {@code SegmentPool.create()} on which one task ran inside
+ *       {@code runWithThreadCache} first, then every call is a plain one: the pool of an application
+ *       that uses both (pair benchmark);</li>
  *   <li>{@code segpool-budget}: {@code SegmentPool.create()}, every allocation through a top-level
  *       {@code MemoryBudget} whose limit never binds (budget benchmarks only);</li>
  *   <li>{@code segpool-budget2}: the same through a child of that budget: two levels charged (budget
@@ -41,7 +44,7 @@ import java.util.Locale;
 public abstract class Peer implements AutoCloseable {
     /** Every name {@link #of} knows. */
     public static final List<String> NAMES = List.of("segpool", "segpool-arena", "segpool-decay", "segpool-trim",
-            "segpool-scoped", "segpool-budget", "segpool-budget2", "netty-pooled", "netty-adaptive", "jdk-arena",
+            "segpool-scoped", "segpool-mixed", "segpool-budget", "segpool-budget2", "netty-pooled", "netty-adaptive", "jdk-arena",
             "malloc", "malloc-segment");
 
     public static Peer of(String name) {
@@ -51,6 +54,7 @@ public abstract class Peer implements AutoCloseable {
             case "segpool-decay" -> new SegpoolPeer(Duration.ofMillis(500));
             case "segpool-trim" -> SegpoolPeer.trimmedAfterDrain();
             case "segpool-scoped" -> SegpoolPeer.scoped();
+            case "segpool-mixed" -> SegpoolPeer.mixed();
             case "segpool-budget" -> new BudgetPeer(1);
             case "segpool-budget2" -> new BudgetPeer(2);
             case "netty-pooled" -> NettyPeer.pooled();

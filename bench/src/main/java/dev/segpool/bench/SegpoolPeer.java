@@ -47,6 +47,17 @@ final class SegpoolPeer extends Peer {
         return new SegpoolPeer(SegmentPool.builder(), true);
     }
 
+    /**
+     * The default pool, on which one task has run through {@code runWithThreadCache} before anything
+     * else: a pool that serves scoped tasks and plain calls alike, so that a plain call first asks the
+     * thread whether it holds a scoped binding.
+     */
+    static SegpoolPeer mixed() {
+        SegpoolPeer peer = new SegpoolPeer(SegmentPool.builder(), false);
+        peer.pool.runWithThreadCache(() -> peer.pool.free(peer.pool.allocate(64)));
+        return peer;
+    }
+
     /** The default pool; each workload worker gives its thread cache back once it has freed everything. */
     static SegpoolPeer trimmedAfterDrain() {
         SegpoolPeer peer = new SegpoolPeer(SegmentPool.builder(), false);
