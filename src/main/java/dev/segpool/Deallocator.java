@@ -49,7 +49,10 @@ final class Deallocator {
         PoolChunk chunk = registry.find(address);
         if (chunk == null || segment.scope() != chunk.scope || !core.fastPaths
                 || claimToCache(chunk, address, UnitState.LIVE, null, null) < 0) {
-            freeSlow(segment, null);
+            if (!segment.isNative()) {
+                throw refusedHeapSegment(segment);
+            }
+            freeSlow(address, segment.scope(), null);
         }
     }
 
@@ -62,7 +65,26 @@ final class Deallocator {
         PoolChunk chunk = registry.find(address);
         long bytes = chunk == null || segment.scope() != chunk.scope || !core.fastPaths ? -1
                 : claimToCache(chunk, address, UnitState.BUDGET, owner, null);
-        return bytes >= 0 ? bytes : freeSlow(segment, owner);
+        if (bytes < 0) {
+            if (!segment.isNative()) {
+                throw refusedHeapSegment(segment);
+            }
+            bytes = freeSlow(address, segment.scope(), owner);
+        }
+        return bytes;
+    }
+
+    /**
+     * The refusal of a heap segment; a closed pool is reported first, as {@link #checkFreeable} does.
+     * The only call on the way to {@link #freeSlow} that takes the segment itself, in a branch no
+     * native segment reaches, which the JIT leaves out of the compiled code: {@code freeSlow} takes the
+     * address and scope, because a segment passed to a call that is not inlined escapes on every path
+     * (escape analysis does not tell paths apart), and huge frees, which take the rare path, are
+     * common where one call site frees every size.
+     */
+    private IllegalArgumentException refusedHeapSegment(MemorySegment segment) {
+        core.ensureOpen();
+        return Errors.heapSegment(core.name, segment);
     }
 
     /**
@@ -169,10 +191,13 @@ final class Deallocator {
         }
     }
 
-    /** The rest of {@link #free} ({@code owner} null) and {@link #freeOwned}: explains every refusal. */
-    private long freeSlow(MemorySegment segment, MemoryBudget owner) {
-        checkFreeable(segment);
-        long address = segment.address();
+    /**
+     * The rest of {@link #free} ({@code owner} null) and {@link #freeOwned}, for the native segment at
+     * {@code address} in {@code scope}: huge units, a closing pool, and every refusal, explained.
+     */
+    private long freeSlow(long address, MemorySegment.Scope scope, MemoryBudget owner) {
+        core.ensureOpen();
+        checkAlive(address, scope);
         byte state = owner == null ? UnitState.LIVE : UnitState.BUDGET;
         PoolChunk chunk = registry.find(address);
         long bytes;
@@ -201,8 +226,13 @@ final class Deallocator {
         if (!segment.isNative()) {
             throw Errors.heapSegment(core.name, segment);
         }
-        if (!segment.scope().isAlive()) { // its chunk released: by a decay tick, or by a close racing this call
-            throw lifecycle.isOpen() ? Errors.staleSegment(core.name, segment.address()) : Errors.closed(core.name);
+        checkAlive(segment.address(), segment.scope());
+    }
+
+    /** Refuses a segment whose scope is no longer alive: its chunk released, by a decay tick or a racing close. */
+    private void checkAlive(long address, MemorySegment.Scope scope) {
+        if (!scope.isAlive()) {
+            throw lifecycle.isOpen() ? Errors.staleSegment(core.name, address) : Errors.closed(core.name);
         }
     }
 

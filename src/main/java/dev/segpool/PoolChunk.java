@@ -357,7 +357,7 @@ final class PoolChunk {
     }
 
     /** Sets the state (and owner) of the unit {@code handle} as {@link #hand} says; returns its offset in the chunk. */
-    private long handOut(long handle, int elementSize, byte state, MemoryBudget owner) {
+    long handOut(long handle, int elementSize, byte state, MemoryBudget owner) {
         int runOffset = Handle.runOffset(handle);
         long offset = (long) runOffset << pageShifts;
         if (Handle.isSubpage(handle)) {

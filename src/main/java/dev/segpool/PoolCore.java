@@ -88,14 +88,24 @@ final class PoolCore {
      * stripe: the caller's escape analysis can remove the segment.
      */
     MemorySegment allocate(long byteSize, long byteAlignment) {
+        // One slice for both ways, made after they merge: of the chunk's segment at the unit's offset,
+        // or of what the rare path made. A caller that keeps only the address then gets the segment
+        // scalar-replaced also where the rare path is in the profile (a call site that serves sizes
+        // above the caches' as well): with a segment made on each way, the two merged and escaped.
+        MemorySegment base = null;
+        long offset = 0;
         if (fastRequest(byteSize, byteAlignment) && fastPaths) {
             int sizeIndex = sizeClasses.lookupIndex(byteSize);
             PoolThreadCache cache = cacheFor(sizeIndex);
             if (cache != null) {
-                return cache.pop(sizeIndex, byteSize, UnitState.LIVE, null);
+                base = cache.topSegment(sizeIndex);
+                offset = cache.popOffset(sizeIndex, UnitState.LIVE, null);
             }
         }
-        return allocateSlow(byteSize, byteAlignment, UnitState.LIVE, null, false);
+        if (base == null) {
+            base = allocateSlow(byteSize, byteAlignment, UnitState.LIVE, null, false);
+        }
+        return base.asSlice(offset, byteSize);
     }
 
     /**

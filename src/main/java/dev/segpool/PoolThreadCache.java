@@ -156,6 +156,23 @@ final class PoolThreadCache {
      * once the unit is off its stack.
      */
     MemorySegment pop(int sizeIndex, long byteSize, byte state, MemoryBudget owner) {
+        MemorySegment chunkSegment = topSegment(sizeIndex);
+        return chunkSegment.asSlice(popOffset(sizeIndex, state, owner), byteSize);
+    }
+
+    /**
+     * The segment of the chunk of the unit {@link #popOffset} of class {@code sizeIndex} takes next:
+     * for a caller that slices it itself, after its own paths merged.
+     */
+    MemorySegment topSegment(int sizeIndex) {
+        return stacks[sizeIndex].topChunk().segment;
+    }
+
+    /**
+     * {@link #pop} without the slice: takes the unit and hands it out, and returns its offset in the
+     * segment {@link #topSegment} returned just before.
+     */
+    long popOffset(int sizeIndex, byte state, MemoryBudget owner) {
         final CacheStack stack = stacks[sizeIndex];
         final int n = stack.take();
         PoolChunk chunk = stack.chunks[n];
@@ -166,7 +183,7 @@ final class PoolThreadCache {
         if (shared) {
             unclaim();
         }
-        return chunk.hand(handle, stack.elementSize, byteSize, state, owner);
+        return chunk.handOut(handle, stack.elementSize, state, owner);
     }
 
     /** The stack of class {@code sizeIndex} when it holds a unit now; else null (also when not made yet). */

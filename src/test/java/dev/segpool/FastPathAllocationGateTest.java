@@ -45,6 +45,14 @@ class FastPathAllocationGateTest {
     private static final int WARMUP_CALLS = 300;
     private static final int MEASURED_PAIRS = 1_000_000;
     private static final int MEASUREMENTS = 3;
+    /**
+     * A huge request (above the default chunk size), made at the same call site as the pairs during
+     * warm-up, so that the rare paths of allocate and free are in the profile the pairs compile with:
+     * an application that sometimes asks for a huge segment must not lose the small pairs' escape
+     * analysis (with a segment made on each path, or passed to the rare path, it did).
+     */
+    private static final long HUGE = 8L << 20;
+    private static final int HUGE_WARMUP_PAIRS = 20;
 
     private static final com.sun.management.ThreadMXBean THREADS =
             (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
@@ -72,6 +80,7 @@ class FastPathAllocationGateTest {
                 sink += pairs(pool, size, WARMUP_PAIRS);
             }
             sink += pairs(mixedPool, 64, WARMUP_PAIRS);
+            sink += pairs(pool, HUGE, HUGE_WARMUP_PAIRS);
             sink += pooledArenas(pool, WARMUP_PAIRS);
             sink += jdkArenas(WARMUP_PAIRS);
         }
@@ -112,6 +121,7 @@ class FastPathAllocationGateTest {
     void warmPairOnAPoolThatAlsoRanAScopedTaskAllocatesNothingOnTheHeap() {
         for (int call = 0; call < WARMUP_CALLS / 10; call++) {
             sink += pairs(mixedPool, 64, WARMUP_PAIRS);
+            sink += pairs(pool, HUGE, HUGE_WARMUP_PAIRS);
         }
         double perPair = leastBytesPer(MEASURED_PAIRS, () -> pairs(mixedPool, 64, MEASURED_PAIRS));
         System.out.printf(Locale.ROOT, "[allocation-gate] allocate/free pair of 64 B on a pool that ran a scoped task:"
