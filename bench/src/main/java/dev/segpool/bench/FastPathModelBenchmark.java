@@ -143,26 +143,37 @@ public class FastPathModelBenchmark {
             return classOfQuanta[(int) (byteSize + 15) >>> 4];
         }
 
-        MemorySegment allocate(long byteSize) {
+        /** The calling thread's cache when the fast path serves {@code byteSize} (and the pool is open), else null. */
+        ThreadCache cacheFor(long byteSize) {
             if (byteSize >= 0 & byteSize <= 32768 && open) {
-                int sizeClass = sizeClass(byteSize);
-                Thread thread = Thread.currentThread();
-                ThreadCache cache = front[(int) thread.threadId() & 255];
-                if (cache != null && cache.owner == thread) {
-                    Subpage subpage = cache.current[sizeClass];
-                    if (subpage != null) {
-                        int w = subpage.word;
-                        long bits = subpage.freeBits[w];
-                        if (bits != 0) {
-                            int index = (w << 6) + Long.numberOfTrailingZeros(bits);
-                            subpage.freeBits[w] = bits & (bits - 1);
-                            STATES.setRelease(subpage.states, index, LIVE);
-                            if (--cache.untilTrim == 0) {
-                                cache.trim();
-                            }
-                            return subpage.chunk.segment.asSlice(subpage.runStart + (long) index * subpage.elementSize,
-                                    byteSize);
+                return callerCache();
+            }
+            return null;
+        }
+
+        /** The calling thread's cache, from the front table indexed by thread id, or null. */
+        ThreadCache callerCache() {
+            Thread thread = Thread.currentThread();
+            ThreadCache cache = front[(int) thread.threadId() & 255];
+            return cache != null && cache.owner == thread ? cache : null;
+        }
+
+        MemorySegment allocate(long byteSize) {
+            ThreadCache cache = cacheFor(byteSize);
+            if (cache != null) {
+                Subpage subpage = cache.current[sizeClass(byteSize)];
+                if (subpage != null) {
+                    int w = subpage.word;
+                    long bits = subpage.freeBits[w];
+                    if (bits != 0) {
+                        int index = (w << 6) + Long.numberOfTrailingZeros(bits);
+                        subpage.freeBits[w] = bits & (bits - 1);
+                        STATES.setRelease(subpage.states, index, LIVE);
+                        if (--cache.untilTrim == 0) {
+                            cache.trim();
                         }
+                        return subpage.chunk.segment.asSlice(subpage.runStart + (long) index * subpage.elementSize,
+                                byteSize);
                     }
                 }
             }
@@ -183,28 +194,24 @@ public class FastPathModelBenchmark {
 
         /** As {@link #allocate}, from the class's stack of the calling thread's cache. */
         MemorySegment allocateStacked(long byteSize) {
-            if (byteSize >= 0 & byteSize <= 32768 && open) {
-                int sizeClass = sizeClass(byteSize);
-                Thread thread = Thread.currentThread();
-                ThreadCache cache = front[(int) thread.threadId() & 255];
-                if (cache != null && cache.owner == thread) {
-                    Stack stack = cache.stacks[sizeClass];
-                    if (stack.size > 0) {
-                        int n = stack.size - 1;
-                        stack.size = n;
-                        stack.lowWater = Math.min(stack.lowWater, n);
-                        Chunk chunk = stack.chunks[n];
-                        long handle = stack.handles[n];
-                        int page = (int) (handle >>> 32);
-                        int index = (int) handle;
-                        Subpage subpage = chunk.subpages[page];
-                        STATES.setRelease(subpage.states, index, LIVE);
-                        if (--cache.untilTrim == 0) {
-                            cache.trim();
-                        }
-                        return chunk.segment.asSlice(((long) page << PAGE_SHIFT) + (long) index * subpage.elementSize,
-                                byteSize);
+            ThreadCache cache = cacheFor(byteSize);
+            if (cache != null) {
+                Stack stack = cache.stacks[sizeClass(byteSize)];
+                if (stack.size > 0) {
+                    int n = stack.size - 1;
+                    stack.size = n;
+                    stack.lowWater = Math.min(stack.lowWater, n);
+                    Chunk chunk = stack.chunks[n];
+                    long handle = stack.handles[n];
+                    int page = (int) (handle >>> 32);
+                    int index = (int) handle;
+                    Subpage subpage = chunk.subpages[page];
+                    STATES.setRelease(subpage.states, index, LIVE);
+                    if (--cache.untilTrim == 0) {
+                        cache.trim();
                     }
+                    return chunk.segment.asSlice(((long) page << PAGE_SHIFT) + (long) index * subpage.elementSize,
+                            byteSize);
                 }
             }
             throw new UnsupportedOperationException("the model has no slow path");
@@ -214,9 +221,8 @@ public class FastPathModelBenchmark {
         void freeStacked(MemorySegment segment) {
             Subpage subpage = subpageOf(segment);
             int index = claim(subpage, segment.address());
-            Thread thread = Thread.currentThread();
-            ThreadCache cache = front[(int) thread.threadId() & 255];
-            if (cache == null || cache.owner != thread) {
+            ThreadCache cache = callerCache();
+            if (cache == null) {
                 throw new UnsupportedOperationException("the model has no free without a cache");
             }
             Stack stack = cache.stacks[subpage.sizeClass];
