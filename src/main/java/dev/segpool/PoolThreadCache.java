@@ -151,9 +151,10 @@ final class PoolThreadCache {
     /**
      * Pops a unit of class {@code sizeIndex}, which {@link #has} (or {@link #prepare}) said is there,
      * and hands it out in {@code state} (owned by {@code owner} for {@code BUDGET}) as a segment of {@code byteSize} bytes (contents unspecified).
-     * This is the only place a cached unit becomes a segment, so that a caller's fast path has one
-     * allocation site for escape analysis to remove. A shared stripe is given back ({@link #unclaim})
-     * once the unit is off its stack.
+     * Each caller makes its segment in one place, so that its fast path has one allocation site for
+     * escape analysis to remove: here, or, where the caller's rare path makes a segment too, after the
+     * two paths merge ({@link #topSegment} and {@link #popOffset}, as {@link PoolCore#allocate} does).
+     * A shared stripe is given back ({@link #unclaim}) once the unit is off its stack.
      */
     MemorySegment pop(int sizeIndex, long byteSize, byte state, MemoryBudget owner) {
         MemorySegment chunkSegment = topSegment(sizeIndex);
