@@ -43,8 +43,8 @@ final class Deallocator {
         // Its own body, as freeOwned has, not a call of one body shared with the state as an argument:
         // C2 compiles a hot entry on its own too, and a caller inlines it only while that code is under
         // InlineSmallCode (2,500 B), else the caller's segment escapes (40 B per pair). With the state a
-        // constant the other state's checks drop out: 2,408 B here against 2,888 B for the shared body
-        // (docs/DESIGN.md, "Inlining margins").
+        // constant the other state's checks drop out: 2,488-2,568 B here against 2,888-3,048 B for the
+        // shared body (docs/DESIGN.md, "Inlining margins").
         long address = Objects.requireNonNull(segment, "segment").address();
         PoolChunk chunk = registry.find(address);
         if (chunk == null || segment.scope() != chunk.scope || !core.fastPaths
