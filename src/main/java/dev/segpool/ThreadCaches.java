@@ -104,13 +104,20 @@ final class ThreadCaches {
      * of the fast path, and with it on every call neither allocate nor free inlined any more.
      */
     private PoolThreadCache currentElsewhere(Thread thread) {
-        if (scopedBindings) {
-            PoolThreadCache bound = scoped.orElse(unbound); // one probe of the thread's scoped-value cache
-            if (bound != unbound) {
-                return bound.owner == thread ? bound : null;
-            }
+        PoolThreadCache bound = binding();
+        if (bound != unbound) {
+            return bound.owner == thread ? bound : null;
         }
         return currentLocal(thread);
+    }
+
+    /**
+     * The scoped cache the calling thread sees bound (its own, or a parent's it inherited), or
+     * {@link #unbound} when it sees none: one probe of the thread's scoped-value cache, none in a pool
+     * that never bound one.
+     */
+    private PoolThreadCache binding() {
+        return scopedBindings ? scoped.orElse(unbound) : unbound;
     }
 
     /** The slot of {@link #recent} that {@code thread}'s cache may take. */
@@ -150,16 +157,10 @@ final class ThreadCaches {
      * rest of {@link #currentOrCreate}, so that a path which looked once does not look again.
      */
     PoolThreadCache createForCaller() {
-        if (!threadLocalCaches || scopedBindings && scoped.isBound() || Thread.currentThread().isVirtual()) {
+        if (!threadLocalCaches || binding() != unbound || Thread.currentThread().isVirtual()) {
             return null;
         }
         return newThreadLocalCache();
-    }
-
-    /** The bound scoped cache if the calling thread owns it; null for a fork that inherited the binding. */
-    private PoolThreadCache scopedIfOwned() {
-        PoolThreadCache cache = scoped.get();
-        return cache.owner == Thread.currentThread() ? cache : null;
     }
 
     /**
@@ -168,10 +169,10 @@ final class ThreadCaches {
      * The cache is a parked one when there is one: only its structure is reused, never its contents.
      */
     <T, X extends Throwable> T callBound(ScopedValue.CallableOp<T, X> task) throws X {
-        if (!config.enabled() || scopedBindings && scoped.isBound() && scopedIfOwned() != null) {
+        Thread thread = Thread.currentThread();
+        if (!config.enabled() || binding().owner == thread) { // unbound's owner is null
             return task.call();
         }
-        Thread thread = Thread.currentThread();
         PoolThreadCache cache = takeIdle(thread);
         if (cache == null) {
             cache = attach(thread, true, true);
