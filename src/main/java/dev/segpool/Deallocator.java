@@ -122,17 +122,24 @@ final class Deallocator {
      */
     private long claimInto(PoolChunk chunk, long address, byte state, MemoryBudget owner, PoolThreadCache target) {
         PoolSubpage subpage = chunk.subpageAt(address);
+        long handle;
+        int sizeIndex;
+        long bytes;
+        CacheStack stack = null;
         if (subpage != null) {
-            int sizeIndex = subpage.sizeIndex;
-            int elementSize = subpage.elementSize;
-            CacheStack stack = target != null ? target.stackFor(sizeIndex) : null;
-            long handle = chunk.claimElement(subpage, address, state, owner);
-            return handle == Handle.NONE ? -1 : keptBytes(chunk, handle, sizeIndex, elementSize, state, target, stack);
+            sizeIndex = subpage.sizeIndex;
+            bytes = subpage.elementSize;
+            stack = target != null ? target.stackFor(sizeIndex) : null;
+            handle = chunk.claimElement(subpage, address, state, owner);
+        } else {
+            // A run's class comes from its handle as the claim reads it (a reallocate may have resized it).
+            handle = chunk.claimRun(address, state, owner);
+            sizeIndex = chunk.runSizeIndex(handle);
+            bytes = chunk.runBytes(handle);
         }
-        // A run's class comes from its handle as the claim reads it (a reallocate may have resized it).
-        long handle = chunk.claimRun(address, state, owner);
-        return handle == Handle.NONE ? -1
-                : keptBytes(chunk, handle, chunk.sizeIndex(handle), chunk.unitBytes(handle), state, target, null);
+        // One way on for elements and runs: a call site that frees runs too (which puts this branch in
+        // the profile) then compiles one push, not two, and its free still inlines into its caller.
+        return handle == Handle.NONE ? -1 : keptBytes(chunk, handle, sizeIndex, bytes, state, target, stack);
     }
 
     /**

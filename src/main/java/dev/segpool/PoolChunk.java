@@ -551,6 +551,16 @@ final class PoolChunk {
         return false;
     }
 
+    /** The normal class of the run {@code handle} (not a subpage's); 0 for {@link Handle#NONE}. */
+    int runSizeIndex(long handle) {
+        return sizeClasses.runSizeIndex(Handle.runPages(handle));
+    }
+
+    /** The bytes of the run {@code handle} (not a subpage's); 0 for {@link Handle#NONE}. */
+    long runBytes(long handle) {
+        return (long) Handle.runPages(handle) << pageShifts;
+    }
+
     /** Size class of the run or element {@code handle}, which the caller owns. */
     int sizeIndex(long handle) {
         return Handle.isSubpage(handle)

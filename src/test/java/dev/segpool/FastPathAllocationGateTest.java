@@ -53,6 +53,14 @@ class FastPathAllocationGateTest {
      */
     private static final long HUGE = 8L << 20;
     private static final int HUGE_WARMUP_PAIRS = 20;
+    /**
+     * A run above the thread caches' largest class ({@code maxCachedSize}, 32 KiB by default), made at the
+     * same call site as the pairs during warm-up, often enough that its way through allocate and free
+     * is in the profile: a call site that serves every size (a program's one allocation wrapper) must
+     * not lose the small pairs' escape analysis either.
+     */
+    private static final long LARGE_RUN = 64L << 10;
+    private static final int LARGE_RUN_WARMUP_PAIRS = 1_000;
 
     private static final com.sun.management.ThreadMXBean THREADS =
             (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
@@ -81,6 +89,7 @@ class FastPathAllocationGateTest {
             }
             sink += pairs(mixedPool, 64, WARMUP_PAIRS);
             sink += pairs(pool, HUGE, HUGE_WARMUP_PAIRS);
+            sink += pairs(pool, LARGE_RUN, LARGE_RUN_WARMUP_PAIRS);
             sink += pooledArenas(pool, WARMUP_PAIRS);
             sink += jdkArenas(WARMUP_PAIRS);
         }
