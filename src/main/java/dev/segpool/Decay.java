@@ -98,7 +98,7 @@ final class Decay {
                 d.tick();
             } catch (RuntimeException | Error e) {
                 if (d.core.lifecycle.isOpen()) {
-                    LeakTracker.LOGGER.log(System.Logger.Level.ERROR, "decay of pool '" + d.core.name + "' failed", e);
+                    LeakTracker.logger().log(System.Logger.Level.ERROR, "decay of pool '" + d.core.name + "' failed", e);
                 }
             }
         }

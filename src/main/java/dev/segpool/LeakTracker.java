@@ -12,7 +12,17 @@ import java.util.concurrent.ThreadLocalRandom;
  * <p>Thread-safe: sites live in a concurrent map keyed by address; a free removes its entry.
  */
 final class LeakTracker {
-    static final System.Logger LOGGER = System.getLogger("dev.segpool");
+    /**
+     * The logger, made on first use: finding the JDK's logging backend takes a noticeable part of a
+     * JVM's first {@code SegmentPool.create()}, and most pools never log.
+     */
+    static System.Logger logger() {
+        return Log.LOGGER;
+    }
+
+    private static final class Log {
+        static final System.Logger LOGGER = System.getLogger("dev.segpool");
+    }
     private static final int SAMPLE_ONE_IN = 128;
     private static final int SITES_IN_REPORT = 5;
 
@@ -66,11 +76,11 @@ final class LeakTracker {
     }
 
     static void warn(String message, List<AllocationSite> sites) {
-        if (!LOGGER.isLoggable(Level.WARNING)) {
+        if (!logger().isLoggable(Level.WARNING)) {
             return;
         }
         if (sites.isEmpty()) {
-            LOGGER.log(Level.WARNING, message);
+            logger().log(Level.WARNING, message);
             return;
         }
         StringBuilder text = new StringBuilder(message);
@@ -80,6 +90,6 @@ final class LeakTracker {
                 text.append(System.lineSeparator()).append("    ").append(frame);
             }
         }
-        LOGGER.log(Level.WARNING, text.toString());
+        logger().log(Level.WARNING, text.toString());
     }
 }

@@ -56,7 +56,7 @@ final class OsMemory {
                 page = (long) sysconf.invokeExact(SC_PAGESIZE);
                 available = page > 0 && Long.bitCount(page) == 1;
             } catch (Throwable t) {
-                LeakTracker.LOGGER.log(System.Logger.Level.DEBUG, "mmap/madvise unavailable; chunks come from the JDK", t);
+                LeakTracker.logger().log(System.Logger.Level.DEBUG, "mmap/madvise unavailable; chunks come from the JDK", t);
             }
         }
         MMAP = mmap;

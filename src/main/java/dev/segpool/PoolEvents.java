@@ -8,6 +8,7 @@ import jdk.jfr.DataAmount;
 import jdk.jfr.Description;
 import jdk.jfr.Event;
 import jdk.jfr.FlightRecorder;
+import jdk.jfr.FlightRecorderListener;
 import jdk.jfr.Label;
 import jdk.jfr.MemoryAddress;
 import jdk.jfr.Name;
@@ -16,11 +17,21 @@ import jdk.jfr.StackTrace;
 
 /**
  * segpool's JFR events, and the one place that emits them. Each event carries the pool's name. None
- * is emitted on the allocate/free fast path; each emitter creates its event only to ask JFR whether it
- * is recorded, which the JIT removes when JFR is off.
+ * is emitted on the allocate/free fast path.
+ *
+ * <p>Nothing of JFR is touched until the JVM's flight recorder exists: loading an event class or
+ * registering a periodic event starts JFR's Java side, which took 150-240 ms of the first
+ * {@code SegmentPool.create()} in a JVM that records nothing. A {@link FlightRecorderListener} (cheap to
+ * add) registers the periodic events and opens the gate ({@link #recorderReady}) once the recorder is
+ * created, which happens before any recording of it starts; with {@code -XX:StartFlightRecording} it
+ * exists already, and the listener runs at once. Each emitter checks the gate, then creates its
+ * event only to ask JFR whether it is recorded.
  */
 final class PoolEvents {
     private PoolEvents() {}
+
+    /** Set once the JVM's flight recorder exists and the periodic events are registered; never cleared. */
+    private static volatile boolean recorderReady;
 
     @Name("dev.segpool.ChunkAllocated")
     @Label("Chunk Allocated")
@@ -130,8 +141,14 @@ final class PoolEvents {
     private static final Set<SegmentPool> POOLS = Collections.synchronizedSet(Collections.newSetFromMap(new WeakHashMap<>()));
 
     static {
-        FlightRecorder.addPeriodicEvent(PoolStatistics.class, PoolEvents::emitStatistics);
-        FlightRecorder.addPeriodicEvent(BudgetStatistics.class, PoolEvents::emitBudgetStatistics);
+        FlightRecorder.addListener(new FlightRecorderListener() {
+            @Override
+            public void recorderInitialized(FlightRecorder recorder) {
+                FlightRecorder.addPeriodicEvent(PoolStatistics.class, PoolEvents::emitStatistics);
+                FlightRecorder.addPeriodicEvent(BudgetStatistics.class, PoolEvents::emitBudgetStatistics);
+                recorderReady = true;
+            }
+        });
     }
 
     static void opened(SegmentPool pool) {
@@ -187,6 +204,9 @@ final class PoolEvents {
     }
 
     static void chunkAllocated(String pool, PoolChunk chunk, long reservedBytes) {
+        if (!recorderReady) {
+            return;
+        }
         ChunkAllocated e = new ChunkAllocated();
         if (e.shouldCommit()) {
             e.pool = pool;
@@ -199,6 +219,9 @@ final class PoolEvents {
     }
 
     static void chunkMoved(String pool, PoolChunk chunk, int fromArena) {
+        if (!recorderReady) {
+            return;
+        }
         ChunkMoved e = new ChunkMoved();
         if (e.shouldCommit()) {
             e.pool = pool;
@@ -210,6 +233,9 @@ final class PoolEvents {
     }
 
     static void chunkReleased(String pool, PoolChunk chunk, String reason, long reservedBytes) {
+        if (!recorderReady) {
+            return;
+        }
         ChunkReleased e = new ChunkReleased();
         if (e.shouldCommit()) {
             e.pool = pool;
@@ -223,6 +249,9 @@ final class PoolEvents {
     }
 
     static void limitExceeded(String pool, long limit, long reserved, long requested) {
+        if (!recorderReady) {
+            return;
+        }
         LimitExceeded e = new LimitExceeded();
         if (e.shouldCommit()) {
             e.pool = pool;
@@ -234,6 +263,9 @@ final class PoolEvents {
     }
 
     static void hugeAllocated(String pool, long address, long size) {
+        if (!recorderReady) {
+            return;
+        }
         HugeAllocated e = new HugeAllocated();
         if (e.shouldCommit()) {
             e.pool = pool;
@@ -245,10 +277,13 @@ final class PoolEvents {
 
     /** Whether a {@link CacheReleased} event would be recorded now (so its bytes are worth counting). */
     static boolean cacheReleasedEnabled() {
-        return new CacheReleased().isEnabled();
+        return recorderReady && new CacheReleased().isEnabled();
     }
 
     static void cacheReleased(String pool, Thread owner, long bytes) {
+        if (!recorderReady) {
+            return;
+        }
         CacheReleased e = new CacheReleased();
         if (e.shouldCommit()) {
             e.pool = pool;

@@ -48,7 +48,7 @@ final class PoolJmx implements SegmentPoolMXBean {
                 server.unregisterMBean(objectName);
             }
         } catch (JMException e) {
-            LeakTracker.LOGGER.log(System.Logger.Level.WARNING, "cannot unregister " + objectName, e);
+            LeakTracker.logger().log(System.Logger.Level.WARNING, "cannot unregister " + objectName, e);
         }
     }
 
