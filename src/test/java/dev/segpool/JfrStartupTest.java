@@ -62,7 +62,7 @@ class JfrStartupTest {
             command.add(mode);
             Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile()).start();
             if (!process.waitFor(2, TimeUnit.MINUTES)) {
-                process.destroyForcibly();
+                process.destroyForcibly().waitFor();
             }
             String output = Files.readString(out, StandardCharsets.UTF_8);
             assertEquals(0, process.exitValue(), () -> "probe '" + mode + "' failed:\n" + output);
