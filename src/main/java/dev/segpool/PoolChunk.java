@@ -379,9 +379,7 @@ final class PoolChunk {
 
     /** Bytes the pool reserves for the unit {@code handle}: its element size, or its run's pages. */
     long unitBytes(long handle) {
-        return Handle.isSubpage(handle)
-                ? subpages[Handle.runOffset(handle)].elementSize
-                : (long) Handle.runPages(handle) << pageShifts;
+        return Handle.isSubpage(handle) ? subpages[Handle.runOffset(handle)].elementSize : runBytes(handle);
     }
 
     /**
@@ -563,9 +561,7 @@ final class PoolChunk {
 
     /** Size class of the run or element {@code handle}, which the caller owns. */
     int sizeIndex(long handle) {
-        return Handle.isSubpage(handle)
-                ? subpages[Handle.runOffset(handle)].sizeIndex
-                : sizeClasses.runSizeIndex(Handle.runPages(handle));
+        return Handle.isSubpage(handle) ? subpages[Handle.runOffset(handle)].sizeIndex : runSizeIndex(handle);
     }
 
     // ---- inspection (arena lock held) ----
