@@ -203,8 +203,7 @@ final class Deallocator {
      * {@code address} in {@code scope}: huge units, a closing pool, and every refusal, explained.
      */
     private long freeSlow(long address, MemorySegment.Scope scope, MemoryBudget owner) {
-        core.ensureOpen();
-        checkAlive(address, scope);
+        checkOpenAndAlive(address, scope);
         byte state = owner == null ? UnitState.LIVE : UnitState.BUDGET;
         PoolChunk chunk = registry.find(address);
         long bytes;
@@ -229,15 +228,18 @@ final class Deallocator {
 
     /** The checks every segment passed back to the pool goes through first: open pool, native, alive. */
     void checkFreeable(MemorySegment segment) {
-        core.ensureOpen();
         if (!segment.isNative()) {
-            throw Errors.heapSegment(core.name, segment);
+            throw refusedHeapSegment(segment);
         }
-        checkAlive(segment.address(), segment.scope());
+        checkOpenAndAlive(segment.address(), segment.scope());
     }
 
-    /** Refuses a segment whose scope is no longer alive: its chunk released, by a decay tick or a racing close. */
-    private void checkAlive(long address, MemorySegment.Scope scope) {
+    /**
+     * Refuses a closed pool, then a native segment whose scope is no longer alive: its chunk released,
+     * by a decay tick or a racing close.
+     */
+    private void checkOpenAndAlive(long address, MemorySegment.Scope scope) {
+        core.ensureOpen();
         if (!scope.isAlive()) {
             throw lifecycle.isOpen() ? Errors.staleSegment(core.name, address) : Errors.closed(core.name);
         }
