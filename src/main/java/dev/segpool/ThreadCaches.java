@@ -55,11 +55,14 @@ final class ThreadCaches {
     private final boolean threadLocalCaches;
     private final ThreadLocal<Holder> threadLocal = new ThreadLocal<>();
     /**
-     * A front for {@link #threadLocal}, which costs several dependent loads on every allocate and free:
-     * slot {@code threadId & (RECENT_SLOTS - 1)} holds the thread-local cache of the first live thread
-     * with that slot to look its cache up, so most lookups are one load and an owner check. A hit is
-     * only ever the caller's own cache (the owner is compared); a thread whose slot is taken uses the
-     * {@code ThreadLocal}. Filled by compare-and-set from null, emptied when its cache is detached.
+     * A front for {@link #threadLocal} and {@link #scoped}, which cost several dependent loads on every
+     * allocate and free: slot {@code threadId & (RECENT_SLOTS - 1)} holds the thread-local cache of the
+     * first live thread with that slot to look its cache up, or, for the length of a task, the cache of
+     * a {@code runWithThreadCache} task whose thread found the slot free, so most lookups are one load
+     * and an owner check. A hit is only ever the caller's own cache (the owner is compared); a thread
+     * whose slot is taken uses the {@code ThreadLocal} or the binding. Filled by compare-and-set from
+     * null; emptied when its thread-local cache is detached, or by the task's end (a plain release store:
+     * no other thread writes a slot that is taken).
      */
     private final PoolThreadCache[] recent = new PoolThreadCache[RECENT_SLOTS];
     private final ScopedValue<PoolThreadCache> scoped = ScopedValue.newInstance();
@@ -96,12 +99,14 @@ final class ThreadCaches {
     }
 
     /**
-     * {@link #current} of a thread whose thread-local cache is not in {@link #recent}, or which runs a
-     * task bound to a scoped cache: the bound cache if the thread owns it (a fork that inherited its
-     * parent's binding gets none), else the thread-local cache. Apart from {@code current}, so that a
-     * pool which ever bound a scoped cache still serves its other threads from the front table, with no
-     * scoped-value lookup: that lookup, a miss for a thread with no binding, is as large as the rest
-     * of the fast path, and with it on every call neither allocate nor free inlined any more.
+     * {@link #current} of a thread whose cache is not in {@link #recent}: the bound cache if the thread
+     * owns it (a fork that inherited its parent's binding gets none), else the thread-local cache.
+     * Apart from {@code current}, so that a pool which ever bound a scoped cache still serves its
+     * threads from the front table, with no scoped-value lookup: that lookup, a miss for a thread with
+     * no binding, is as large as the rest of the fast path, and with it on every call neither allocate
+     * nor free inlined any more (also where the tasks ran: a task's cache answers from the front table
+     * when its slot was free, which leaves the lookup to 1 task in {@value #RECENT_SLOTS} per live
+     * thread-local cache).
      */
     private PoolThreadCache currentElsewhere(Thread thread) {
         PoolThreadCache bound = binding();
@@ -180,15 +185,21 @@ final class ThreadCaches {
         if (!scopedBindings) { // written once: every allocate and free reads it
             scopedBindings = true;
         }
-        // The thread's own cache in the front table stops answering current() while the task runs.
-        PoolThreadCache front = recent[recentSlot(thread)];
+        // The thread's own cache in the front table stops answering current() while the task runs; a
+        // free slot takes the task's cache instead, so that its allocations and frees look up no binding.
+        int slot = recentSlot(thread);
+        PoolThreadCache front = recent[slot];
         PoolThreadCache outer = front != null && front.owner == thread ? front : null;
         if (outer != null) {
             outer.bindingsAbove++;
         }
+        boolean inFront = front == null && RECENT.compareAndSet(recent, slot, (PoolThreadCache) null, cache);
         try {
             return ScopedValue.where(scoped, cache).call(task);
         } finally {
+            if (inFront) {
+                RECENT.setRelease(recent, slot, (PoolThreadCache) null); // no other thread writes a taken slot
+            }
             if (outer != null) {
                 outer.bindingsAbove--;
             }

@@ -33,6 +33,11 @@ import org.junit.jupiter.params.provider.ValueSource;
  * access (with it, the arena's JDK session is scalar-replaced too, as {@code Arena.ofConfined()}'s is,
  * which is measured beside it and reported).
  *
+ * <p>And for pairs inside {@code runWithThreadCache} tasks on a virtual thread, where only the binding's
+ * own objects may be allocated, at most {@value #TASK_BINDING_BYTES} bytes per task of
+ * {@value #TASK_PAIRS} pairs (measured with {@code getTotalThreadAllocatedBytes}, which counts what a
+ * virtual thread allocates in its carrier's figure).
+ *
  * <p>Runs in two JVMs of its own, with and without native access (surefire executions
  * {@code allocation-gate-test} and {@code allocation-gate-no-native-test} in {@code segpool.xml});
  * skipped with {@code -Dsegpool.gate.skip=true}.
@@ -61,6 +66,22 @@ class FastPathAllocationGateTest {
      */
     private static final long LARGE_RUN = 64L << 10;
     private static final int LARGE_RUN_WARMUP_PAIRS = 1_000;
+
+    /**
+     * Scoped tasks as a server with a thread per request runs them: each {@code runWithThreadCache} on a
+     * virtual thread makes {@value #TASK_PAIRS} pairs of {@value #TASK_SIZE} B ({@link #taskPairs}, a
+     * call site of their own). Every task starts with an empty cache, so one allocation in
+     * {@value #TASK_PAIRS} refills it: the refill is in the profile as often as the JIT calls hot.
+     */
+    private static final int TASK_PAIRS = 16;
+    private static final int TASK_SIZE = 256;
+    private static final int WARMUP_TASKS = 1_000;
+    private static final int MEASURED_TASKS = 100_000;
+    /**
+     * Heap bytes a scoped task may take beside its pairs: the binding's own objects
+     * ({@code ScopedValue.where} and its snapshot, about 56 B); a pair that escapes adds 40 B.
+     */
+    private static final int TASK_BINDING_BYTES = 128;
 
     private static final com.sun.management.ThreadMXBean THREADS =
             (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
@@ -92,6 +113,7 @@ class FastPathAllocationGateTest {
             sink += pairs(pool, LARGE_RUN, LARGE_RUN_WARMUP_PAIRS);
             sink += pooledArenas(pool, WARMUP_PAIRS);
             sink += jdkArenas(WARMUP_PAIRS);
+            scopedTasks(WARMUP_TASKS);
         }
     }
 
@@ -142,6 +164,30 @@ class FastPathAllocationGateTest {
     }
 
     /**
+     * Pairs inside scoped tasks on a virtual thread: the task's cache answers from the front table,
+     * with no scoped-value lookup, and the refill that starts each task stays a call. With the lookup
+     * on every call, or with the refill inlined through a small helper (a method of at most
+     * {@code MaxInlineSize} bytecodes is inlined however rarely it runs, and the calls inside it then
+     * count as hot), allocate compiled to 9 KB, too big to inline, and every pair made 40 B of garbage.
+     */
+    @Test
+    void warmPairsInsideScopedTasksOnAVirtualThreadAllocateNothingOnTheHeap() {
+        scopedTasks(WARMUP_TASKS);
+        long least = Long.MAX_VALUE;
+        for (int run = 0; run < MEASUREMENTS; run++) {
+            least = Math.min(least, scopedTasks(MEASURED_TASKS));
+        }
+        double perTask = (double) least / MEASURED_TASKS;
+        System.out.printf(Locale.ROOT, "[allocation-gate] runWithThreadCache task of %d pairs of %d B on a virtual"
+                + " thread: %.1f heap bytes per task%n", TASK_PAIRS, TASK_SIZE, perTask);
+        assertTrue(perTask < TASK_BINDING_BYTES, () -> String.format(Locale.ROOT,
+                "a warm runWithThreadCache task of %d allocate(%d)/free pairs on a virtual thread allocates %.1f"
+                        + " bytes on the heap (least of %d runs of %,d tasks; the gate is < %d bytes, the binding's"
+                        + " own objects): its pairs escape",
+                TASK_PAIRS, TASK_SIZE, perTask, MEASUREMENTS, MEASURED_TASKS, TASK_BINDING_BYTES));
+    }
+
+    /**
      * Whether C2 removes the arena depends on its opening being small enough to inline (its compiled
      * code under {@code InlineSmallCode}) and on its rare paths being left out of the compiled code:
      * this test fails when a change to {@code ScratchArena.openConfined}, {@code allocate} or
@@ -169,6 +215,43 @@ class FastPathAllocationGateTest {
         long addresses = 0;
         for (int i = 0; i < count; i++) {
             MemorySegment segment = pool.allocate(size);
+            pool.free(segment);
+            addresses += segment.address();
+        }
+        return addresses;
+    }
+
+    /**
+     * Runs {@code tasks} scoped tasks of {@link #pairs} one after another on a new virtual thread; returns
+     * the heap bytes all threads allocated meanwhile (the virtual thread's count in its carrier's).
+     */
+    private static long scopedTasks(int tasks) {
+        Runnable task = () -> sink += taskPairs(pool);
+        long before = THREADS.getTotalThreadAllocatedBytes();
+        Thread thread = Thread.ofVirtual().start(() -> {
+            for (int i = 0; i < tasks; i++) {
+                pool.runWithThreadCache(task);
+            }
+        });
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+        return THREADS.getTotalThreadAllocatedBytes() - before;
+    }
+
+    /**
+     * {@link #pairs} of one scoped task, at a call site of its own. At the platform-thread pairs' site the
+     * check fails: a task whose virtual thread's slot of the front table is taken (1 in 256 threads)
+     * looks its binding up, and with that path in the profile the pairs' site compiles too big to inline
+     * allocate (README, "Threads").
+     */
+    private static long taskPairs(SegmentPool pool) {
+        long addresses = 0;
+        for (int i = 0; i < TASK_PAIRS; i++) {
+            MemorySegment segment = pool.allocate(TASK_SIZE);
             pool.free(segment);
             addresses += segment.address();
         }
@@ -226,5 +309,9 @@ class FastPathAllocationGateTest {
             return sum;
         });
         assertTrue(bytes >= 1000 * 1024, "the allocated-bytes counter saw " + bytes + " bytes of 1,024,000 allocated");
+        long before = THREADS.getTotalThreadAllocatedBytes();
+        escaped = new byte[1 << 20];
+        long total = THREADS.getTotalThreadAllocatedBytes() - before;
+        assertTrue(total >= 1 << 20, "the all-threads counter saw " + total + " bytes of 1,048,576 allocated");
     }
 }
