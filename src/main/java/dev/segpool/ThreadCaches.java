@@ -430,6 +430,11 @@ final class ThreadCaches {
         return new Totals(caches, cached, hits, misses, arenas);
     }
 
+    /** What {@code thread}'s slot of the front table holds now (any thread's cache, or null); for tests. */
+    PoolThreadCache frontSlot(Thread thread) {
+        return (PoolThreadCache) RECENT.getVolatile(recent, recentSlot(thread));
+    }
+
     /** The scoped value, for tests that bind a cache owned by another thread as a fork would see it. */
     ScopedValue<PoolThreadCache> scopedValue() {
         scopedBindings = true;

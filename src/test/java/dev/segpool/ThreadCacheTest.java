@@ -505,6 +505,67 @@ class ThreadCacheTest {
         }
     }
 
+    /**
+     * A task's cache answers from its thread's slot of the front table while the task runs, so its calls
+     * ask no scoped value; the slot is empty again when the task ends, also when it throws, and a nested
+     * task keeps the outer task's cache there.
+     */
+    @Test
+    void scopedTaskOnAVirtualThread_holdsItsFrontSlotOnlyWhileItRuns() throws InterruptedException {
+        try (SegmentPool pool = smallPool().build()) {
+            ThreadCaches caches = pool.core().caches;
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread.ofVirtual().start(() -> {
+                try {
+                    Thread self = Thread.currentThread();
+                    assertNull(caches.frontSlot(self), "a fresh virtual thread's slot is free");
+                    pool.runWithThreadCache(() -> {
+                        PoolThreadCache bound = caches.current();
+                        assertTrue(bound != null && bound.owner == self, "the task's own cache");
+                        assertEquals(bound, caches.frontSlot(self), "it sits in the thread's slot");
+                        pool.free(pool.allocate(256));
+                        pool.runWithThreadCache(() -> assertEquals(bound, caches.frontSlot(self), "nested: same cache"));
+                        assertEquals(bound, caches.frontSlot(self), "the nested task left it there");
+                    });
+                    assertNull(caches.frontSlot(self), "the task's end emptied the slot");
+                    assertNull(caches.current(), "and the thread has no cache after it");
+                    assertThrows(IllegalStateException.class, () -> pool.runWithThreadCache(() -> {
+                        pool.free(pool.allocate(64));
+                        throw new IllegalStateException("the task fails");
+                    }));
+                    assertNull(caches.frontSlot(self), "a task that threw emptied it too");
+                } catch (Throwable t) {
+                    failure.set(t);
+                }
+            }).join();
+            if (failure.get() != null) {
+                throw new AssertionError("virtual thread failed", failure.get());
+            }
+            assertEquals(0, pool.metrics().activeBytes());
+        }
+    }
+
+    /** A platform thread whose own cache holds its slot runs a task: the slot keeps the own cache. */
+    @Test
+    void scopedTaskOnAThreadWhoseOwnCacheHoldsTheSlot_leavesTheSlotAlone() throws InterruptedException {
+        try (SegmentPool pool = smallPool().build()) {
+            ThreadCaches caches = pool.core().caches;
+            onNewThread(() -> {
+                Thread self = Thread.currentThread();
+                pool.free(pool.allocate(64));
+                PoolThreadCache own = caches.frontSlot(self);
+                assertTrue(own != null && own.owner == self && !own.scoped, "the thread's own cache holds the slot");
+                pool.runWithThreadCache(() -> {
+                    assertEquals(own, caches.frontSlot(self), "the task's cache does not take the slot");
+                    PoolThreadCache bound = caches.current();
+                    assertTrue(bound != own && bound.scoped && bound.owner == self, "the task is served by its own cache");
+                });
+                assertEquals(own, caches.frontSlot(self));
+                assertEquals(own, caches.current(), "the own cache answers again");
+            });
+        }
+    }
+
     @Test
     void manyVirtualThreads_withoutBinding_shareABoundedSetOfStripes() throws InterruptedException {
         try (SegmentPool pool = smallPool().build()) {
