@@ -350,14 +350,25 @@ final class PoolChunk {
      * the smaller code lets a pooled arena's opening inline into its caller.
      */
     MemorySegment handArenaBlock(long handle, int elementSize, Arena scope) {
-        long offset = handOut(handle, elementSize, UnitState.ARENA, null);
-        return scope != null
-                ? MemorySegment.ofAddress(base + offset).reinterpret(ScratchArena.BLOCK_SIZE, scope, null)
-                : segment.asSlice(offset, ScratchArena.BLOCK_SIZE);
+        if (scope != null) {
+            long offset = handOut(handle, elementSize, UnitState.ARENA, null, true);
+            return MemorySegment.ofAddress(base + offset).reinterpret(ScratchArena.BLOCK_SIZE, scope, null);
+        }
+        // Without native access the pool's close orphans nothing: it releases every chunk, and a slice
+        // of one throws from then on. So the unit needs no fence before the arena reads the pool's state.
+        return segment.asSlice(handOut(handle, elementSize, UnitState.ARENA, null, false), ScratchArena.BLOCK_SIZE);
     }
 
     /** Sets the state (and owner) of the unit {@code handle} as {@link #hand} says; returns its offset in the chunk. */
     long handOut(long handle, int elementSize, byte state, MemoryBudget owner) {
+        return handOut(handle, elementSize, state, owner, true);
+    }
+
+    /**
+     * As {@link #handOut(long, int, byte, MemoryBudget)}; {@code fenceArena}: an {@code ARENA} unit is
+     * published with a volatile store ({@link UnitState#hand}), as the closing pool needs in native mode.
+     */
+    private long handOut(long handle, int elementSize, byte state, MemoryBudget owner, boolean fenceArena) {
         int runOffset = Handle.runOffset(handle);
         long offset = (long) runOffset << pageShifts;
         if (Handle.isSubpage(handle)) {
@@ -367,12 +378,12 @@ final class PoolChunk {
             if (owner != null) {
                 UnitState.setOwner(subpage.owners(), index, owner);
             }
-            UnitState.hand(subpage.states, index, state);
+            UnitState.hand(subpage.states, index, state, fenceArena);
         } else {
             if (owner != null) {
                 UnitState.setOwner(runOwners, runOffset, owner);
             }
-            UnitState.hand(runStates, runOffset, state);
+            UnitState.hand(runStates, runOffset, state, fenceArena);
         }
         return offset;
     }

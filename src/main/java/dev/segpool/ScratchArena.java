@@ -19,11 +19,13 @@ import java.util.List;
  * other threads. Without it, segments are plain slices of their chunk: they stay accessible until the
  * pool closes, and {@link #scope()} is a scope of its own that ends at {@code close()}.
  *
- * <p>If the pool closes while this arena is open, the pool keeps the chunks under its units
- * ({@link UnitState#ORPHANED}) until it closes: its segments stay valid, and throw after this arena's
- * close, never reaching released memory. A unit is handed out in state {@code ARENA} with a volatile
- * store and the pool's state is read after it, so either the closing pool sees the unit, or this arena
- * sees the pool closing and gives the unit back before any segment of it is returned.
+ * <p>If the pool closes while this arena is open, in native mode the pool keeps the chunks under its
+ * units ({@link UnitState#ORPHANED}) until it closes: its segments stay valid, and throw after this
+ * arena's close, never reaching released memory. A unit is handed out in state {@code ARENA} with a
+ * volatile store and the pool's state is read after it, so either the closing pool sees the unit, or
+ * this arena sees the pool closing and gives the unit back before any segment of it is returned.
+ * Without native access the pool releases every chunk at close and the arena's segments, slices of
+ * those chunks, throw from then on; the unit is handed out with a release store.
  *
  * <p>Protocol: a confined arena is used by its owner only (checked); a shared arena serialises
  * {@code allocate} and {@code close} on itself. Leaks: an arena that becomes unreachable without
