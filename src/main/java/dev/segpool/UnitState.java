@@ -13,9 +13,8 @@ import java.lang.invoke.VarHandle;
  * hands it out (and so owns it exclusively) stores {@code LIVE} or {@code ARENA} with release
  * semantics before publishing the segment ({@code ARENA} in native mode with a volatile store, which
  * orders it before the arena's next read of the pool's state; see {@link #ORPHANED} and {@link #hand});
- * {@link #claim} is the only
- * transition back to {@code FREE}: from {@code LIVE} by {@code free}, from {@code ARENA} or
- * {@code ORPHANED} when the unit's pooled arena closes.
+ * {@link #claim} is the only transition back to {@code FREE}: from {@code LIVE} by {@code free}, from
+ * {@code ARENA} or {@code ORPHANED} when the unit's pooled arena closes.
  */
 final class UnitState {
     /** In its chunk or in a thread cache: not freeable by a user. */
@@ -50,7 +49,7 @@ final class UnitState {
      * to orphan), so that the arena's next read of the pool's state cannot see it open while the close
      * misses the unit. Without native access the close looks for none: an arena's segments are slices
      * of the chunk, which throw once the close releases it, so the release order suffices and an arena's
-     * opening saves a full fence (about 10 ns on a 2 vCPU EPYC VM).
+     * opening saves a full fence (about 7 ns on a 2 vCPU EPYC VM).
      */
     static void hand(byte[] states, int unit, byte state, boolean fenceArena) {
         if (state == ARENA && fenceArena) {
