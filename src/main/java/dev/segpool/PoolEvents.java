@@ -14,6 +14,7 @@ import jdk.jfr.MemoryAddress;
 import jdk.jfr.Name;
 import jdk.jfr.Period;
 import jdk.jfr.StackTrace;
+import jdk.jfr.Throttle;
 
 /**
  * segpool's JFR events, and the one place that emits them. Each event carries the pool's name. None
@@ -97,8 +98,10 @@ final class PoolEvents {
     @Name("dev.segpool.CacheReleased")
     @Label("Thread Cache Released")
     @Category("segpool")
-    @Description("A thread cache gave its contents back: its thread ended or its scoped task finished")
+    @Description("A thread cache gave its contents back: its thread ended or its scoped task finished"
+            + " (at most 100 a second by default: a server runs many scoped tasks a second)")
     @StackTrace(false)
+    @Throttle("100/s")
     static final class CacheReleased extends Event {
         @Label("Pool") String pool;
         @Label("Owner Thread") String owner;

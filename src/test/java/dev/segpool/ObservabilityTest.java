@@ -137,14 +137,48 @@ class ObservabilityTest {
         assertEquals(1 << 16, holding.getLong("maxBytes"));
     }
 
+    /**
+     * A scoped task that ends releases its cache: with many tasks a second, one event each filled a
+     * default recording at about 30 MB a second. The event is throttled to 100 a second by default.
+     */
+    @Test
+    void jfr_cacheReleased_isThrottled_whenManyScopedTasksEnd() throws Exception {
+        Path file = Files.createTempFile("segpool", ".jfr");
+        int tasks = 50_000;
+        long started;
+        long elapsedNanos;
+        try (Recording recording = new Recording()) {
+            recording.enable("dev.segpool.CacheReleased");
+            recording.start();
+            try (SegmentPool pool = SegmentPool.builder().name("throttled").build()) {
+                started = System.nanoTime();
+                for (int i = 0; i < tasks; i++) {
+                    pool.runWithThreadCache(() -> pool.free(pool.allocate(64)));
+                }
+                elapsedNanos = System.nanoTime() - started;
+            }
+            recording.stop();
+            recording.dump(file);
+        }
+        long released = RecordingFile.readAllEvents(file).stream()
+                .filter(e -> e.getEventType().getName().equals("dev.segpool.CacheReleased"))
+                .filter(e -> "throttled".equals(e.getString("pool"))).count();
+        Files.delete(file);
+        long seconds = elapsedNanos / 1_000_000_000L + 1;
+        assertTrue(released >= 1, "some task's release was recorded");
+        assertTrue(released <= 200 * (seconds + 1), () -> released + " CacheReleased events for " + tasks
+                + " tasks in " + seconds + " s: the throttle is 100 a second");
+    }
+
     @Test
     void jfr_eventsCarryThePoolName() throws Exception {
         Path file = Files.createTempFile("segpool", ".jfr");
         try (Recording recording = new Recording()) {
-            for (String event : List.of("ChunkAllocated", "ChunkReleased", "LimitExceeded", "HugeAllocated",
-                    "CacheReleased")) {
+            for (String event : List.of("ChunkAllocated", "ChunkReleased", "LimitExceeded", "HugeAllocated")) {
                 recording.enable("dev.segpool." + event);
             }
+            // Throttled by default (100 a second, sampled adaptively after a burst): every one here.
+            recording.enable("dev.segpool.CacheReleased").with("throttle", "off");
             recording.enable("dev.segpool.PoolStatistics").withPeriod(Duration.ofMillis(50));
             recording.start();
             try (SegmentPool pool = SegmentPool.builder().name("flight").pageSize(4096).chunkSize(1 << 16)
