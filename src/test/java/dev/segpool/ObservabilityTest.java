@@ -145,13 +145,12 @@ class ObservabilityTest {
     void jfr_cacheReleased_isThrottled_whenManyScopedTasksEnd() throws Exception {
         Path file = Files.createTempFile("segpool", ".jfr");
         int tasks = 50_000;
-        long started;
         long elapsedNanos;
         try (Recording recording = new Recording()) {
             recording.enable("dev.segpool.CacheReleased");
             recording.start();
             try (SegmentPool pool = SegmentPool.builder().name("throttled").build()) {
-                started = System.nanoTime();
+                long started = System.nanoTime();
                 for (int i = 0; i < tasks; i++) {
                     pool.runWithThreadCache(() -> pool.free(pool.allocate(64)));
                 }

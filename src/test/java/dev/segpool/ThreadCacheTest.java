@@ -511,36 +511,28 @@ class ThreadCacheTest {
      * task keeps the outer task's cache there.
      */
     @Test
-    void scopedTaskOnAVirtualThread_holdsItsFrontSlotOnlyWhileItRuns() throws InterruptedException {
+    void scopedTaskOnAVirtualThread_holdsItsFrontSlotOnlyWhileItRuns() {
         try (SegmentPool pool = smallPool().build()) {
             ThreadCaches caches = pool.core().caches;
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            Thread.ofVirtual().start(() -> {
-                try {
-                    Thread self = Thread.currentThread();
-                    assertNull(caches.frontSlot(self), "a fresh virtual thread's slot is free");
-                    pool.runWithThreadCache(() -> {
-                        PoolThreadCache bound = caches.current();
-                        assertTrue(bound != null && bound.owner == self, "the task's own cache");
-                        assertEquals(bound, caches.frontSlot(self), "it sits in the thread's slot");
-                        pool.free(pool.allocate(256));
-                        pool.runWithThreadCache(() -> assertEquals(bound, caches.frontSlot(self), "nested: same cache"));
-                        assertEquals(bound, caches.frontSlot(self), "the nested task left it there");
-                    });
-                    assertNull(caches.frontSlot(self), "the task's end emptied the slot");
-                    assertNull(caches.current(), "and the thread has no cache after it");
-                    assertThrows(IllegalStateException.class, () -> pool.runWithThreadCache(() -> {
-                        pool.free(pool.allocate(64));
-                        throw new IllegalStateException("the task fails");
-                    }));
-                    assertNull(caches.frontSlot(self), "a task that threw emptied it too");
-                } catch (Throwable t) {
-                    failure.set(t);
-                }
-            }).join();
-            if (failure.get() != null) {
-                throw new AssertionError("virtual thread failed", failure.get());
-            }
+            onVirtualThreads(1, id -> {
+                Thread self = Thread.currentThread();
+                assertNull(caches.frontSlot(self), "a fresh virtual thread's slot is free");
+                pool.runWithThreadCache(() -> {
+                    PoolThreadCache bound = caches.current();
+                    assertTrue(bound != null && bound.owner == self, "the task's own cache");
+                    assertEquals(bound, caches.frontSlot(self), "it sits in the thread's slot");
+                    pool.free(pool.allocate(256));
+                    pool.runWithThreadCache(() -> assertEquals(bound, caches.frontSlot(self), "nested: same cache"));
+                    assertEquals(bound, caches.frontSlot(self), "the nested task left it there");
+                });
+                assertNull(caches.frontSlot(self), "the task's end emptied the slot");
+                assertNull(caches.current(), "and the thread has no cache after it");
+                assertThrows(IllegalStateException.class, () -> pool.runWithThreadCache(() -> {
+                    pool.free(pool.allocate(64));
+                    throw new IllegalStateException("the task fails");
+                }));
+                assertNull(caches.frontSlot(self), "a task that threw emptied it too");
+            });
             assertEquals(0, pool.metrics().activeBytes());
         }
     }
