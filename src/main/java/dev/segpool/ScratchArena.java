@@ -2,9 +2,7 @@ package dev.segpool;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.ref.Cleaner;
 import java.util.Arrays;
-import java.util.List;
 
 /**
  * The {@link java.lang.foreign.Arena} of {@link SegmentPool#newArena()} and
@@ -30,11 +28,9 @@ import java.util.List;
  * <p>Protocol: a confined arena is used by its owner only (checked); a shared arena serialises
  * {@code allocate} and {@code close} on itself. Leaks: an arena that becomes unreachable without
  * {@code close()} keeps its units until the pool closes, unless leak detection sampled it: then a
- * {@link Cleaner} gives its memory back and reports where it was opened.
+ * {@link java.lang.ref.Cleaner} gives its memory back and reports where it was opened.
  */
 final class ScratchArena implements Arena {
-    private static final Cleaner CLEANER = Cleaner.create();
-
     /**
      * Requests up to this size (and alignment up to {@link #BLOCK_SIZE}) are cut from the arena's current
      * block, so that a scratch arena makes one pool allocation, not one per segment.
@@ -66,9 +62,9 @@ final class ScratchArena implements Arena {
     private long[] moreUnits;
     private int units;
     /** Set for arenas that leak detection sampled: watches this arena and reports it if it leaks. */
-    private final LeakWatch watch;
+    private final ArenaLeakWatch watch;
     /** What this arena holds charged to its budget; null for the pool's own arenas (one field: arenas stay small). */
-    private final Charges charges;
+    private final ArenaCharges charges;
 
     /**
      * Opens a confined arena of the pool's own for the calling thread ({@link SegmentPool#newArena()});
@@ -132,11 +128,12 @@ final class ScratchArena implements Arena {
                 ? core.leaks.sample((shared ? "shared" : "confined") + " Arena opened") : null;
         boolean bindScope = core.nativeAccess;
         Arena scopeArena = !bindScope ? null : shared ? Arena.ofShared() : Arena.ofConfined();
-        Charges charges = budget == null ? null : new Charges(budget);
+        ArenaCharges charges = budget == null ? null : new ArenaCharges(budget);
         if (budget != null) {
             budget.arenaOpened();
         }
-        LeakWatch watch = site == null ? null : new LeakWatch(core, shared ? "shared" : "confined", site, charges);
+        ArenaLeakWatch watch = site == null ? null
+                : new ArenaLeakWatch(core, shared ? "shared" : "confined", site, charges);
         ScratchArena arena = new ScratchArena(core, shared ? null : Thread.currentThread(),
                 shared ? null : core.caches.current(), scopeArena, watch, charges, null, null, 0);
         if (watch != null) {
@@ -154,8 +151,9 @@ final class ScratchArena implements Arena {
      * {@code ARENA}) and the arena's one unit, {@code blockChunk} its chunk and {@code blockHandle} its
      * handle; else the arena holds nothing yet.
      */
-    private ScratchArena(PoolCore core, Thread owner, PoolThreadCache cache, Arena scopeArena, LeakWatch watch,
-                         Charges charges, MemorySegment block, PoolChunk blockChunk, long blockHandle) {
+    private ScratchArena(PoolCore core, Thread owner, PoolThreadCache cache, Arena scopeArena,
+                         ArenaLeakWatch watch, ArenaCharges charges, MemorySegment block, PoolChunk blockChunk,
+                         long blockHandle) {
         this.core = core;
         this.owner = owner;
         this.cache = cache;
@@ -461,107 +459,5 @@ final class ScratchArena implements Arena {
     public String toString() {
         return "ScratchArena[" + core.name + (owner == null ? ", shared" : ", confined to " + owner.getName())
                 + (closed ? ", closed]" : "]");
-    }
-
-    /**
-     * The leak check of a sampled arena: a copy of its units, given back by the {@link Cleaner} if the
-     * arena (in native mode: its scope, so no segment of it is reachable) becomes unreachable without
-     * {@code close()}. Must never reach the arena itself.
-     */
-    private static final class LeakWatch implements Runnable {
-        private final PoolCore core;
-        private final String kind;
-        private final LeakTracker.AllocationSite site;
-        /** Set by {@link #watch}, before the arena takes any unit. */
-        private Cleaner.Cleanable cleanable;
-        private final Charges charges;
-        private long[] addresses = new long[4];
-        private int units;
-        private long count;
-        private long bytes;
-        private boolean done;
-
-        LeakWatch(PoolCore core, String kind, LeakTracker.AllocationSite site, Charges charges) {
-            this.core = core;
-            this.charges = charges;
-            this.kind = kind;
-            this.site = site;
-        }
-
-        /** Starts watching {@code watched}: the arena, or in native mode its scope. */
-        void watch(Object watched) {
-            cleanable = CLEANER.register(watched, this);
-        }
-
-        synchronized void kept(long address) {
-            if (units == addresses.length) {
-                addresses = Arrays.copyOf(addresses, units * 2);
-            }
-            addresses[units++] = address;
-        }
-
-        synchronized void counted(long byteSize) {
-            count++;
-            bytes += byteSize;
-        }
-
-        void closed() {
-            synchronized (this) {
-                done = true;
-            }
-            cleanable.clean();
-        }
-
-        @Override
-        public void run() {
-            synchronized (this) {
-                if (done) {
-                    return;
-                }
-                done = true;
-                for (int i = 0; i < units; i++) {
-                    core.frees.giveBackArenaUnit(addresses[i], null);
-                }
-                if (charges != null) {
-                    charges.giveBack();
-                }
-            }
-            core.caches.arenasClosed.increment();
-            LeakTracker.warn("pool '" + core.name + "': a " + kind + " Arena holding " + count
-                    + " segments (" + bytes + " bytes) became unreachable without close();"
-                    + " its memory went back to the pool", List.of(site));
-        }
-    }
-
-    /**
-     * The bytes a budget's arena holds charged to its budget, given back once: when the arena closes, or
-     * by its leak watch when a sampled arena became unreachable. Synchronized, since that watch runs on
-     * the cleaner's thread.
-     */
-    private static final class Charges {
-        final MemoryBudget budget;
-        private long bytes;
-
-        Charges(MemoryBudget budget) {
-            this.budget = budget;
-        }
-
-        /** Charges the budget for a unit about to be taken (nothing is held yet); returns {@code unitBytes}. */
-        long charge(long unitBytes) {
-            budget.charge(unitBytes);
-            return unitBytes;
-        }
-
-        /** A charged unit was taken: the arena holds it until it closes. */
-        synchronized void held(long unitBytes) {
-            bytes += unitBytes;
-            budget.raisePeaks();
-        }
-
-        synchronized void giveBack() {
-            budget.discharge(bytes);
-            bytes = 0;
-            budget.arenaClosed();
-        }
     }
 }
