@@ -140,8 +140,11 @@ final class NativeMemory {
         return true;
     }
 
-    /** A dedicated allocation, zeroed (the JDK and mmap zero what they give), handed out in {@code state}. */
-    MemorySegment allocateHuge(long byteSize, long byteAlignment, byte state, MemoryBudget owner) {
+    /**
+     * A dedicated allocation, zeroed (the JDK and mmap zero what they give), handed out in {@code state};
+     * returns its address ({@link #hugeSegment} has its segment).
+     */
+    long allocateHuge(long byteSize, long byteAlignment, byte state, MemoryBudget owner) {
         enter();
         try {
             return acquireHuge(byteSize, byteAlignment, state, owner);
@@ -150,7 +153,7 @@ final class NativeMemory {
         }
     }
 
-    private MemorySegment acquireHuge(long byteSize, long byteAlignment, byte state, MemoryBudget owner) {
+    private long acquireHuge(long byteSize, long byteAlignment, byte state, MemoryBudget owner) {
         Arena memory = Arena.ofShared();
         long unitBytes = hugeUnit(byteSize);
         MemorySegment unit = acquire(memory, unitBytes, byteAlignment);
@@ -158,7 +161,13 @@ final class NativeMemory {
         hugeBytes.addAndGet(unitBytes);
         hugeAllocations.increment();
         PoolEvents.hugeAllocated(poolName, unit.address(), unitBytes);
-        return unitBytes == byteSize ? unit : unit.asSlice(0, byteSize);
+        return unit.address();
+    }
+
+    /** The whole segment of the huge allocation at {@code address}, or null when there is none. */
+    MemorySegment hugeSegment(long address) {
+        Huge h = huge.get(address);
+        return h == null ? null : h.segment();
     }
 
     /**

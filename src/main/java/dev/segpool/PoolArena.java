@@ -104,13 +104,13 @@ final class PoolArena {
 
     /**
      * Allocates one unit of class {@code sizeIndex} (runs aligned to {@code alignPages} pages) and hands
-     * it out in {@code state} (owned by {@code owner} for {@code BUDGET}) as a segment of {@code byteSize} bytes, zeroed if {@code zero}. This is the
+     * it out in {@code state} (owned by {@code owner} for {@code BUDGET}); returns its address, its
+     * {@code byteSize} bytes zeroed if {@code zero} (the caller makes the segment). This is the
      * path of threads without a cache, of classes no cache holds, and of aligned runs. A run of a class
      * no cache may hold is cut to the whole pages {@code byteSize} needs: it never goes into a cache,
      * so nothing else needs it to be as long as its class.
      */
-    MemorySegment allocate(int sizeIndex, int alignPages, long byteSize, byte state, MemoryBudget owner,
-                           boolean zero) {
+    long allocate(int sizeIndex, int alignPages, long byteSize, byte state, MemoryBudget owner, boolean zero) {
         if (sizeClasses.isSmall(sizeIndex)) {
             SubpageList list = smallLists[sizeIndex];
             PoolSubpage subpage;
@@ -127,7 +127,7 @@ final class PoolArena {
             } finally {
                 list.lock.unlock();
             }
-            return zeroIf(zero, subpage.chunk.hand(handle, list.elementSize, byteSize, state, owner));
+            return handOut(subpage.chunk, handle, list.elementSize, byteSize, state, owner, zero);
         }
         PoolChunk chunk;
         long handle;
@@ -143,7 +143,7 @@ final class PoolArena {
         } finally {
             lock.unlock();
         }
-        return zeroIf(zero && !untouched, chunk.hand(handle, 0, byteSize, state, owner));
+        return handOut(chunk, handle, 0, byteSize, state, owner, zero && !untouched);
     }
 
     /**
@@ -182,9 +182,18 @@ final class PoolArena {
         }
     }
 
-    /** Arena units are handed out zeroed; a run never handed out since its chunk was created is zero already. */
-    private static MemorySegment zeroIf(boolean zero, MemorySegment segment) {
-        return zero ? segment.fill((byte) 0) : segment;
+    /**
+     * Hands the unit {@code handle} of {@code chunk} out and returns its address; zero-fills its
+     * {@code byteSize} bytes if {@code zero} (arena units are handed out zeroed; a run never handed out
+     * since its chunk was created is zero already).
+     */
+    private static long handOut(PoolChunk chunk, long handle, int elementSize, long byteSize, byte state,
+                                MemoryBudget owner, boolean zero) {
+        long offset = chunk.handOut(handle, elementSize, state, owner);
+        if (zero) {
+            chunk.segment.asSlice(offset, byteSize).fill((byte) 0);
+        }
+        return chunk.base + offset;
     }
 
     /**

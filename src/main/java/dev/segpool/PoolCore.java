@@ -82,16 +82,17 @@ final class PoolCore {
 
     /**
      * {@link SegmentPool#allocate(long, long)}: the calling thread's cache, or on a virtual thread a
-     * shared stripe claimed for this one pop; else the rare path ({@link #allocateSlow}).
+     * shared stripe claimed for this one pop; else the rare path ({@link #allocateSlowAt}).
      * A cache miss only prepares the cache ({@link #preparedCache}) and the pop follows, so that a
      * cached class has one allocation site here whether it hit or missed, from a thread's cache or a
      * stripe: the caller's escape analysis can remove the segment.
      */
     MemorySegment allocate(long byteSize, long byteAlignment) {
         // One slice for both ways, made after they merge: of the chunk's segment at the unit's offset,
-        // or of what the rare path made. A caller that keeps only the address then gets the segment
-        // scalar-replaced also where the rare path is in the profile (a call site that serves sizes
-        // above the caches' as well): with a segment made on each way, the two merged and escaped.
+        // or of the segment the rare path's unit lies in (it returns an address and makes no segment).
+        // A caller that keeps only the address then gets the segment scalar-replaced also where the rare
+        // path is in the profile (a call site that serves sizes above the caches' as well), and on the
+        // rare path itself: with a segment made on each way, the two merged and escaped.
         MemorySegment base = null;
         long offset = 0;
         if (fastRequest(byteSize, byteAlignment) && fastPaths) {
@@ -103,7 +104,9 @@ final class PoolCore {
             }
         }
         if (base == null) {
-            base = allocateSlow(byteSize, byteAlignment, UnitState.LIVE, null, false);
+            long address = allocateSlowAt(byteSize, byteAlignment, UnitState.LIVE, null, false);
+            base = unitBase(address);
+            offset = address - base.address();
         }
         return base.asSlice(offset, byteSize);
     }
@@ -124,17 +127,17 @@ final class PoolCore {
     }
 
     /**
-     * A unit of class {@code sizeIndex} from a shared stripe claimed for this one pop (virtual threads
-     * only), the stripe refilled first if it lacks the class; handed out as {@link PoolThreadCache#pop}
-     * says, which gives the stripe back. Null when the caller gets no stripe, or the stripe does not
-     * hold the class.
+     * The address of a unit of class {@code sizeIndex} from a shared stripe claimed for this one pop
+     * (virtual threads only), the stripe refilled first if it lacks the class; handed out as
+     * {@link PoolThreadCache#popAddress} says, which gives the stripe back. 0 when the caller gets no
+     * stripe, or the stripe does not hold the class.
      *
      * @throws MemoryLimitExceededException when the stripe's refill meets the memory limit
      */
-    private MemorySegment popFromStripe(int sizeIndex, long byteSize, byte state, MemoryBudget owner) {
+    private long popFromStripe(int sizeIndex, byte state, MemoryBudget owner) {
         PoolThreadCache stripe = caches.claimStripe();
         if (stripe == null) {
-            return null;
+            return 0;
         }
         boolean ready = false;
         try {
@@ -144,7 +147,7 @@ final class PoolCore {
                 stripe.unclaim();
             }
         }
-        return ready ? stripe.pop(sizeIndex, byteSize, state, owner) : null;
+        return ready ? stripe.popAddress(sizeIndex, state, owner) : 0;
     }
 
     /** 0 <= byteSize <= fastMaxSize, and byteAlignment a power of two from 1 to QUANTUM: one branch. */
@@ -237,22 +240,47 @@ final class PoolCore {
      * tries once more.
      */
     MemorySegment allocateSlow(long byteSize, long byteAlignment, byte state, MemoryBudget owner, boolean zero) {
-        checkRequest(byteSize, byteAlignment);
-        ensureOpen();
-        MemorySegment segment;
-        try {
-            segment = allocateChecked(byteSize, byteAlignment, state, owner, zero);
-        } catch (MemoryLimitExceededException first) {
-            segment = retryAtLimit(byteSize, byteAlignment, state, owner, zero, first);
-        }
-        if (trackLeaks && state != UnitState.ARENA) {
-            leaks.allocated(segment.address(), byteSize);
-        }
-        return segment;
+        long address = allocateSlowAt(byteSize, byteAlignment, state, owner, zero);
+        MemorySegment base = unitBase(address);
+        return base.asSlice(address - base.address(), byteSize);
     }
 
-    private MemorySegment retryAtLimit(long byteSize, long byteAlignment, byte state, MemoryBudget owner,
-                                       boolean zero, MemoryLimitExceededException first) {
+    /**
+     * {@link #allocateSlow} without the segment: the address of the unit handed out. The rare paths make
+     * no segment of their own, so that {@link #allocate} makes one, from the base {@link #unitBase}
+     * finds, and not a second slice of one made here.
+     */
+    long allocateSlowAt(long byteSize, long byteAlignment, byte state, MemoryBudget owner, boolean zero) {
+        checkRequest(byteSize, byteAlignment);
+        ensureOpen();
+        long address;
+        try {
+            address = allocateChecked(byteSize, byteAlignment, state, owner, zero);
+        } catch (MemoryLimitExceededException first) {
+            address = retryAtLimit(byteSize, byteAlignment, state, owner, zero, first);
+        }
+        if (trackLeaks && state != UnitState.ARENA) {
+            leaks.allocated(address, byteSize);
+        }
+        return address;
+    }
+
+    /**
+     * The segment a unit just handed out at {@code address} is a slice of: its chunk's, or the huge
+     * allocation's own. Throws {@link IllegalStateException} when there is none any more: the pool
+     * closed since, and released it.
+     */
+    private MemorySegment unitBase(long address) {
+        PoolChunk chunk = registry.find(address);
+        MemorySegment base = chunk != null ? chunk.segment : memory.hugeSegment(address);
+        if (base == null) {
+            throw Errors.closed(name);
+        }
+        return base;
+    }
+
+    private long retryAtLimit(long byteSize, long byteAlignment, byte state, MemoryBudget owner,
+                              boolean zero, MemoryLimitExceededException first) {
         long reserved = memory.reservedBytes();
         reclaim(0, Long.MAX_VALUE, false, "limit");
         if (memory.reservedBytes() < reserved) {
@@ -266,8 +294,7 @@ final class PoolCore {
         throw first;
     }
 
-    private MemorySegment allocateChecked(long byteSize, long byteAlignment, byte state, MemoryBudget owner,
-                                          boolean zero) {
+    private long allocateChecked(long byteSize, long byteAlignment, byte state, MemoryBudget owner, boolean zero) {
         int sizeIndex = classOf(byteSize, byteAlignment);
         if (sizeIndex < 0) {
             return memory.allocateHuge(byteSize, byteAlignment, state, owner);
@@ -275,17 +302,24 @@ final class PoolCore {
         int alignPages = byteAlignment <= SizeClasses.QUANTUM ? 1 : sizeClasses.alignmentPages(byteAlignment);
         PoolThreadCache cache = caches.currentOrCreate();
         if (cache == null) {
-            MemorySegment segment = alignPages == 1 ? popFromStripe(sizeIndex, byteSize, state, owner) : null;
-            if (segment != null) {
-                return zero ? segment.fill((byte) 0) : segment;
+            long address = alignPages == 1 ? popFromStripe(sizeIndex, state, owner) : 0;
+            if (address != 0) {
+                return zero ? zeroed(address, byteSize) : address;
             }
             return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, owner, zero);
         }
         if (alignPages == 1 && cache.prepare(sizeIndex)) {
-            MemorySegment segment = cache.pop(sizeIndex, byteSize, state, owner);
-            return zero ? segment.fill((byte) 0) : segment;
+            long address = cache.popAddress(sizeIndex, state, owner);
+            return zero ? zeroed(address, byteSize) : address;
         }
         return cache.arena.allocate(sizeIndex, alignPages, byteSize, state, owner, zero);
+    }
+
+    /** Zero-fills the {@code byteSize} bytes of the unit just handed out at {@code address}; returns the address. */
+    private long zeroed(long address, long byteSize) {
+        MemorySegment base = unitBase(address);
+        base.asSlice(address - base.address(), byteSize).fill((byte) 0);
+        return address;
     }
 
     /** The arena of a thread without a cache. */

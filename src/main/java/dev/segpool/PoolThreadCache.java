@@ -169,6 +169,12 @@ final class PoolThreadCache {
         return stacks[sizeIndex].topChunk().segment;
     }
 
+    /** As {@link #pop}, for a caller that makes the segment itself: the unit's address instead of a segment. */
+    long popAddress(int sizeIndex, byte state, MemoryBudget owner) {
+        long base = stacks[sizeIndex].topChunk().base;
+        return base + popOffset(sizeIndex, state, owner);
+    }
+
     /**
      * {@link #pop} without the slice: takes the unit and hands it out, and returns its offset in the
      * segment {@link #topSegment} returned just before.

@@ -144,6 +144,26 @@ class FastPathAllocationGateTest {
     }
 
     /**
+     * A request above the caches' largest class takes the rare path, a real call. It hands back the
+     * unit's address, and allocate slices the chunk's segment once, as on the fast path, so a caller that
+     * keeps only the address gets that slice scalar-replaced too. When the rare path made a segment of
+     * its own (which allocate then sliced again), that segment was always on the heap: 40 B per pair
+     * here, 80 B where the caller keeps the segment.
+     */
+    @Test
+    void warmPairAboveTheCachesAllocatesNothingOnTheHeap() {
+        int count = LARGE_RUN_WARMUP_PAIRS * 10;
+        double perPair = leastBytesPer(count, () -> pairs(pool, LARGE_RUN, count));
+        System.out.printf(Locale.ROOT, "[allocation-gate] allocate/free pair of %d B (rare path): %.1f heap bytes"
+                + " per pair%n", LARGE_RUN, perPair);
+        assertTrue(perPair < 1.0, () -> String.format(Locale.ROOT,
+                "a warm allocate(%d)/free pair (above the caches, the rare path) allocates %.1f bytes on the heap"
+                        + " per pair (least of %d runs of %,d pairs; the gate is < 1 byte per pair): the rare path"
+                        + " makes a segment of its own, or allocate no longer inlines",
+                LARGE_RUN, perPair, MEASUREMENTS, count));
+    }
+
+    /**
      * A pool that has bound a scoped cache asks each thread for its binding only off the fast path
      * (a thread with its own cache in the front table is answered there): with the scoped-value lookup
      * on every call, allocate and free compiled too big to inline and every pair made 40 B of garbage.
