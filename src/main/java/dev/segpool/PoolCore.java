@@ -234,10 +234,8 @@ final class PoolCore {
     }
 
     /**
-     * Everything {@link #allocate} does not do on its fast path, for a unit handed out in {@code state}
-     * (LIVE for users, BUDGET for {@code owner}, ARENA for pooled arenas), zeroed if {@code zero}. At the
-     * memory limit, gives back what the pool can (this thread's cache, idle subpages, empty chunks) and
-     * tries once more.
+     * The rare path for callers that want the segment (budgets, pooled arenas): {@link #allocateSlowAt},
+     * then the unit's slice of the segment it lies in.
      */
     MemorySegment allocateSlow(long byteSize, long byteAlignment, byte state, MemoryBudget owner, boolean zero) {
         long address = allocateSlowAt(byteSize, byteAlignment, state, owner, zero);
@@ -246,9 +244,12 @@ final class PoolCore {
     }
 
     /**
-     * {@link #allocateSlow} without the segment: the address of the unit handed out. The rare paths make
-     * no segment of their own, so that {@link #allocate} makes one, from the base {@link #unitBase}
-     * finds, and not a second slice of one made here.
+     * Everything {@link #allocate} does not do on its fast path, for a unit handed out in {@code state}
+     * (LIVE for users, BUDGET for {@code owner}, ARENA for pooled arenas), zeroed if {@code zero}; returns
+     * its address. At the memory limit, gives back what the pool can (this thread's cache, idle
+     * subpages, empty chunks) and tries once more. The rare paths make no segment of their own, so that
+     * {@code allocate} makes one, from the base {@link #unitBase} finds, and not a second slice of one
+     * made here.
      */
     long allocateSlowAt(long byteSize, long byteAlignment, byte state, MemoryBudget owner, boolean zero) {
         checkRequest(byteSize, byteAlignment);
