@@ -128,13 +128,13 @@ final class PoolCore {
 
     /**
      * The address of a unit of class {@code sizeIndex} from a shared stripe claimed for this one pop
-     * (virtual threads only), the stripe refilled first if it lacks the class; handed out as
-     * {@link PoolThreadCache#popAddress} says, which gives the stripe back. 0 when the caller gets no
+     * (virtual threads only), the stripe refilled first if it lacks the class; handed out (and zeroed)
+     * as {@link PoolThreadCache#popAddress} says, which gives the stripe back. 0 when the caller gets no
      * stripe, or the stripe does not hold the class.
      *
      * @throws MemoryLimitExceededException when the stripe's refill meets the memory limit
      */
-    private long popFromStripe(int sizeIndex, byte state, MemoryBudget owner) {
+    private long popFromStripe(int sizeIndex, long byteSize, byte state, MemoryBudget owner, boolean zero) {
         PoolThreadCache stripe = caches.claimStripe();
         if (stripe == null) {
             return 0;
@@ -147,7 +147,7 @@ final class PoolCore {
                 stripe.unclaim();
             }
         }
-        return ready ? stripe.popAddress(sizeIndex, state, owner) : 0;
+        return ready ? stripe.popAddress(sizeIndex, byteSize, state, owner, zero) : 0;
     }
 
     /** 0 <= byteSize <= fastMaxSize, and byteAlignment a power of two from 1 to QUANTUM: one branch. */
@@ -303,24 +303,16 @@ final class PoolCore {
         int alignPages = byteAlignment <= SizeClasses.QUANTUM ? 1 : sizeClasses.alignmentPages(byteAlignment);
         PoolThreadCache cache = caches.currentOrCreate();
         if (cache == null) {
-            long address = alignPages == 1 ? popFromStripe(sizeIndex, state, owner) : 0;
+            long address = alignPages == 1 ? popFromStripe(sizeIndex, byteSize, state, owner, zero) : 0;
             if (address != 0) {
-                return zero ? zeroed(address, byteSize) : address;
+                return address;
             }
             return uncachedArena().allocate(sizeIndex, alignPages, byteSize, state, owner, zero);
         }
         if (alignPages == 1 && cache.prepare(sizeIndex)) {
-            long address = cache.popAddress(sizeIndex, state, owner);
-            return zero ? zeroed(address, byteSize) : address;
+            return cache.popAddress(sizeIndex, byteSize, state, owner, zero);
         }
         return cache.arena.allocate(sizeIndex, alignPages, byteSize, state, owner, zero);
-    }
-
-    /** Zero-fills the {@code byteSize} bytes of the unit just handed out at {@code address}; returns the address. */
-    private long zeroed(long address, long byteSize) {
-        MemorySegment base = unitBase(address);
-        base.asSlice(address - base.address(), byteSize).fill((byte) 0);
-        return address;
     }
 
     /** The arena of a thread without a cache. */

@@ -169,10 +169,17 @@ final class PoolThreadCache {
         return stacks[sizeIndex].topChunk().segment;
     }
 
-    /** As {@link #pop}, for a caller that makes the segment itself: the unit's address instead of a segment. */
-    long popAddress(int sizeIndex, byte state, MemoryBudget owner) {
-        long base = stacks[sizeIndex].topChunk().base;
-        return base + popOffset(sizeIndex, state, owner);
+    /**
+     * As {@link #pop}, for a caller that makes the segment itself: the unit's address instead of a
+     * segment, its {@code byteSize} bytes zero-filled first if {@code zero}.
+     */
+    long popAddress(int sizeIndex, long byteSize, byte state, MemoryBudget owner, boolean zero) {
+        MemorySegment chunkSegment = topSegment(sizeIndex);
+        long offset = popOffset(sizeIndex, state, owner);
+        if (zero) {
+            chunkSegment.asSlice(offset, byteSize).fill((byte) 0);
+        }
+        return chunkSegment.address() + offset;
     }
 
     /**
